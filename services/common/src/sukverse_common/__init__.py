@@ -1,0 +1,1 @@
+"""The kit every Sukverse service stands on."""

@@ -1,0 +1,184 @@
+"""Declared routes: schemas in, schemas out, private unless marked public."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sukverse_common.errors import (
+    MalformedBody,
+    NotFound,
+    UnsupportedMediaType,
+    ValidationFailed,
+    field_errors,
+)
+from sukverse_common.keys import PRINCIPAL
+from sukverse_common.security import Principal
+
+PUBLIC_ATTR = "__sukverse_public__"
+JSON = "application/json"
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[..., Awaitable[Any]]
+
+
+class Schema(BaseModel):
+    """Base of request and response bodies: unknown fields are an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(Schema, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    name: str
+    summary: str
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    public: bool
+    permission: str | None
+    errors: tuple[int, ...]
+    tag: str
+
+
+def mark_public(handler: Handler) -> Handler:
+    setattr(handler, PUBLIC_ATTR, True)
+    return handler
+
+
+def is_public(handler: object) -> bool:
+    return bool(getattr(handler, PUBLIC_ATTR, False))
+
+
+def principal(request: web.Request) -> Principal:
+    """The authenticated caller (the auth middleware set it before any private handler)."""
+    caller: Principal = request[PRINCIPAL]
+    return caller
+
+
+def path_uuid(request: web.Request, name: str = "id") -> uuid.UUID:
+    """A UUID path parameter; anything else names nothing, so it is a 404."""
+    try:
+        return uuid.UUID(request.match_info[name])
+    except ValueError:
+        raise NotFound(f"no resource has the id {request.match_info[name]!r}") from None
+
+
+async def parse_json(request: web.Request, model: type[M]) -> M:
+    if request.content_type != JSON:
+        raise UnsupportedMediaType(f"send the body as {JSON}, not {request.content_type!r}")
+    raw = await request.read()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            raise MalformedBody("the body is not valid UTF-8 JSON") from None
+        raise ValidationFailed(errors=field_errors(exc)) from None
+
+
+def parse_query(request: web.Request, model: type[M]) -> M:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise ValidationFailed(errors=field_errors(exc)) from None
+
+
+def render(result: Any, status: int) -> web.StreamResponse:
+    if isinstance(result, web.StreamResponse):
+        return result
+    if result is None:
+        return web.Response(status=204 if status == 200 else status)
+    if isinstance(result, BaseModel):
+        return web.Response(
+            body=result.model_dump_json(), status=status, content_type=JSON, charset="utf-8"
+        )
+    raise TypeError(f"a handler returned {type(result).__name__}")
+
+
+class Routes:
+    """A service's routes with what the OpenAPI document says of them."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.endpoints: list[Endpoint] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        public: bool = False,
+        permission: str | None = None,
+        errors: Sequence[int] = (),
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            async def endpoint(request: web.Request) -> web.StreamResponse:
+                if permission is not None:
+                    principal(request).require(permission)
+                kwargs: dict[str, Any] = {}
+                if body is not None:
+                    kwargs["body"] = await parse_json(request, body)
+                if query is not None:
+                    kwargs["query"] = parse_query(request, query)
+                return render(await handler(request, **kwargs), status)
+
+            if public:
+                mark_public(endpoint)
+            self.endpoints.append(
+                Endpoint(
+                    method=method,
+                    path=path,
+                    handler=endpoint,
+                    name=handler.__name__,
+                    summary=(handler.__doc__ or handler.__name__).strip().splitlines()[0],
+                    body=body,
+                    query=query,
+                    response=response,
+                    status=status,
+                    public=public,
+                    permission=permission,
+                    errors=tuple(errors),
+                    tag=self.tag,
+                )
+            )
+            return handler
+
+        return register
+
+    def get(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **options)
+
+    def put(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **options)
+
+    def add_to(self, app: web.Application) -> None:
+        for endpoint in self.endpoints:
+            app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)

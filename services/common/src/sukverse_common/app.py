@@ -1,0 +1,252 @@
+"""The factory every service builds on: middlewares, health, metrics, docs, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from sukverse_common import db
+from sukverse_common.api import Routes, is_public, mark_public
+from sukverse_common.errors import (
+    Problem,
+    ServiceUnavailable,
+    Unauthorized,
+    problem_response,
+    render_http_exception,
+    render_problem,
+)
+from sukverse_common.events.bus import Bus, InMemoryBus
+from sukverse_common.events.inbox import EventConsumer, InboxDispatcher
+from sukverse_common.events.outbox import MessagingTables, Outbox, OutboxRelay
+from sukverse_common.keys import (
+    BUS,
+    DATABASE,
+    METRICS,
+    OUTBOX,
+    PRINCIPAL,
+    REQUEST_ID,
+    SETTINGS,
+    VERIFIER,
+)
+from sukverse_common.metrics import Metrics
+from sukverse_common.openapi import add_docs_routes, build_openapi
+from sukverse_common.security import TokenVerifier, jwks_loader
+from sukverse_common.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+UNAVAILABLE = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+
+
+def _route_template(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, JSON access log and per-route metrics, for every request."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    metrics = request.app[METRICS]
+    route = _route_template(request)
+    started = time.perf_counter()
+    status = 500
+    metrics.in_flight.inc()
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        try:
+            response = await handler(request)
+            status = response.status
+            response.headers[REQUEST_ID_HEADER] = request_id
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.in_flight.dec()
+            metrics.requests.labels(metrics.service, request.method, route, str(status)).inc()
+            metrics.latency.labels(metrics.service, request.method, route).observe(elapsed)
+            log.info(
+                "request",
+                method=request.method,
+                route=route,
+                path=request.path,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )
+
+
+@web.middleware
+async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as application/problem+json; nothing internal leaks."""
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return render_problem(problem, request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        max_body = request.app[SETTINGS].max_body_bytes
+        return render_http_exception(exc, request, max_body_bytes=max_body)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, UNAVAILABLE) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated
+        ):
+            log.warning("dependency unavailable", error=type(exc).__name__)
+            return render_problem(ServiceUnavailable("a dependency is unavailable; retry"), request)
+        log.exception("unhandled error")
+        return problem_response(
+            status=500,
+            type_uri=Problem().type_uri,
+            title=Problem.title,
+            instance=request.path,
+        )
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Deny by default: only routes marked public are reachable without a valid token."""
+    if request.match_info.http_exception is not None or is_public(request.match_info.handler):
+        return await handler(request)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("send an access token as `Authorization: Bearer <token>`")
+    request[PRINCIPAL] = await request.app[VERIFIER].verify(token.strip())
+    return await handler(request)
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks = {
+        "database": await request.app[DATABASE].ping(),
+        "bus": await request.app[BUS].ready(),
+    }
+    if all(checks.values()):
+        return web.json_response({"status": "ready", "checks": checks})
+    failing = ", ".join(name for name, ok in checks.items() if not ok)
+    response = problem_response(
+        status=503,
+        type_uri=ServiceUnavailable().type_uri,
+        title="Not ready",
+        detail=f"failing: {failing}",
+        instance=request.path,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    version: str,
+    routes: Sequence[Routes],
+    messaging: MessagingTables,
+    migrations: str,
+    consumers: Sequence[EventConsumer] = (),
+    bus: Bus | None = None,
+    verifier: TokenVerifier | None = None,
+) -> web.Application:
+    """A service's application; its own `create_app` adds domain routes and lifecycles."""
+    app = web.Application(
+        middlewares=[observe, problems, authenticate], client_max_size=settings.max_body_bytes
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics(settings.service_name)
+    app[OUTBOX] = Outbox(messaging.outbox)
+    app[BUS] = bus if bus is not None else InMemoryBus()
+    app[VERIFIER] = verifier or TokenVerifier(
+        load_keys=jwks_loader(f"{settings.auth_url.rstrip('/')}/.well-known/jwks.json"),
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        min_refresh_seconds=settings.jwks_min_refresh_seconds,
+    )
+    app.router.add_get("/healthz", mark_public(healthz))
+    app.router.add_get("/readyz", mark_public(readyz))
+    app.router.add_get("/metrics", mark_public(metrics_endpoint))
+    endpoints = [endpoint for table in routes for endpoint in table.endpoints]
+    for table in routes:
+        table.add_to(app)
+    add_docs_routes(
+        app, build_openapi(title=title, version=version, endpoints=endpoints), title=title
+    )
+    app.cleanup_ctx.append(_database_ctx(migrations))
+    app.cleanup_ctx.append(_messaging_ctx(messaging, consumers, owns_bus=bus is None))
+    return app
+
+
+def _database_ctx(migrations: str) -> CleanupContext:
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        url = settings.effective_database_url
+        engine = db.create_engine(url, pool_size=settings.database_pool_size, metrics=app[METRICS])
+        try:
+            if settings.mode == "embedded":
+                await db.upgrade(url, migrations)
+            elif not await db.schema_is_current(engine, migrations):
+                raise db.StaleSchemaError(
+                    f"the {settings.service_name} database is not at the latest migration; "
+                    f"run `sukverse migrate {settings.service_name}`"
+                )
+            app[DATABASE] = db.Database(engine)
+            yield
+        finally:
+            await engine.dispose()
+
+    return database
+
+
+def _messaging_ctx(
+    messaging: MessagingTables, consumers: Sequence[EventConsumer], *, owns_bus: bool
+) -> CleanupContext:
+    async def relay_and_consumers(app: web.Application) -> AsyncIterator[None]:
+        settings, bus = app[SETTINGS], app[BUS]
+        for consumer in consumers:
+            InboxDispatcher(
+                consumer=consumer,
+                database=app[DATABASE],
+                inbox=messaging.inbox,
+                outbox=app[OUTBOX],
+                bus=bus,
+                metrics=app[METRICS],
+            ).subscribe()
+        if owns_bus:
+            await bus.start()
+        relay = OutboxRelay(
+            outbox=app[OUTBOX],
+            database=app[DATABASE],
+            bus=bus,
+            metrics=app[METRICS],
+            poll_seconds=settings.outbox_poll_seconds,
+        )
+        task = asyncio.create_task(relay.run(), name=f"{settings.service_name}-outbox-relay")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if owns_bus:
+            await bus.stop()
+
+    return relay_and_consumers

@@ -1,0 +1,38 @@
+"""The CloudEvents 1.0 envelope every event travels in."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sukverse_common.events.contracts import EventData
+
+
+class CloudEvent(BaseModel):
+    """A structured-mode CloudEvent; `id` is the de-duplication key of every consumer."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: Literal["1.0"] = "1.0"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    source: str
+    type: str
+    subject: str
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+
+    @classmethod
+    def wrap(cls, data: EventData, *, subject: str) -> CloudEvent:
+        return cls(
+            source=data.source(),
+            type=data.event_type,
+            subject=subject,
+            data=data.model_dump(mode="json"),
+        )
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()

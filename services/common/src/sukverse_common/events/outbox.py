@@ -1,0 +1,197 @@
+"""The transactional outbox: events written with the change, published by a relay."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sukverse_common.db import Database, UtcDateTime
+from sukverse_common.events.bus import Bus, Message
+from sukverse_common.events.contracts import EventData
+from sukverse_common.events.envelope import CloudEvent
+from sukverse_common.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    outbox: Table
+    inbox: Table
+
+
+def messaging_tables(metadata: MetaData) -> MessagingTables:
+    """The outbox and inbox tables, added to a service's own metadata."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("id", BigIntId, primary_key=True, autoincrement=True),
+        Column("event_id", Uuid, nullable=False, unique=True),
+        Column("topic", String(200), nullable=False),
+        Column("aggregate_type", String(100), nullable=False),
+        Column("aggregate_id", String(200), nullable=False),
+        Column("event_type", String(200), nullable=False),
+        Column("payload", JSON, nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("published_at", UtcDateTime),
+        Index(
+            "ix_outbox_unpublished",
+            "id",
+            postgresql_where=Column("published_at").is_(None),
+            sqlite_where=Column("published_at").is_(None),
+        ),
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", Uuid, primary_key=True),
+        Column("event_type", String(200), nullable=False),
+        Column("handled_at", UtcDateTime, nullable=False),
+    )
+    return MessagingTables(outbox=outbox, inbox=inbox)
+
+
+class Outbox:
+    """Adds events to the caller's transaction and wakes the relay once it commits."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.committed = asyncio.Event()
+
+    async def add(self, session: AsyncSession, data: EventData, *, subject: str) -> CloudEvent:
+        envelope = CloudEvent.wrap(data, subject=subject)
+        await session.execute(
+            insert(self.table).values(
+                event_id=envelope.id,
+                topic=data.topic(),
+                aggregate_type=data.aggregate_type,
+                aggregate_id=subject,
+                event_type=envelope.type,
+                payload=envelope.model_dump(mode="json"),
+                created_at=envelope.time,
+            )
+        )
+        if not event.contains(session.sync_session, "after_commit", self._on_commit):
+            event.listen(session.sync_session, "after_commit", self._on_commit, once=True)
+        return envelope
+
+    def _on_commit(self, _session: Any) -> None:
+        self.committed.set()
+
+
+class OutboxRelay:
+    """Claims unpublished rows in id order, publishes them, and marks them published.
+
+    Rows are claimed with `FOR UPDATE SKIP LOCKED`, so replicas relaying at once never
+    publish a row twice; the claim is held until the bus has accepted the batch.
+    """
+
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        database: Database,
+        bus: Bus,
+        metrics: Metrics,
+        poll_seconds: float,
+        batch_size: int = 200,
+    ) -> None:
+        self.outbox = outbox
+        self.database = database
+        self.bus = bus
+        self.metrics = metrics
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            self.outbox.committed.clear()
+            try:
+                await self.drain()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("outbox relay failed; retrying", attempt=failures)
+                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+                continue
+            try:
+                async with asyncio.timeout(self.poll_seconds):
+                    await self.outbox.committed.wait()
+            except TimeoutError:
+                pass
+
+    async def drain(self) -> int:
+        """Publish everything committed so far; return how many events went out."""
+        table = self.outbox.table
+        published = 0
+        while True:
+            async with self.database.sessions() as session, session.begin():
+                rows = (
+                    await session.execute(
+                        select(table.c.id, table.c.topic, table.c.aggregate_id, table.c.payload)
+                        .where(table.c.published_at.is_(None))
+                        .order_by(table.c.id)
+                        .limit(self.batch_size)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+                if not rows:
+                    break
+                await self.bus.publish(
+                    [
+                        Message(row.topic, row.aggregate_id, CloudEvent.model_validate(row.payload))
+                        for row in rows
+                    ]
+                )
+                await session.execute(
+                    update(table)
+                    .where(table.c.id.in_([row.id for row in rows]))
+                    .values(published_at=datetime.now(UTC))
+                )
+            for row in rows:
+                self.metrics.events_published.labels(self.metrics.service, row.topic).inc()
+            published += len(rows)
+        await self._observe_backlog()
+        return published
+
+    async def _observe_backlog(self) -> None:
+        table = self.outbox.table
+        async with self.database.sessions() as session:
+            count, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(table.c.created_at)).where(
+                        table.c.published_at.is_(None)
+                    )
+                )
+            ).one()
+        self.metrics.outbox_backlog.set(count)
+        if oldest is None:
+            self.metrics.outbox_oldest_age.set(0)
+        else:
+            self.metrics.outbox_oldest_age.set((datetime.now(UTC) - oldest).total_seconds())

@@ -1,0 +1,147 @@
+"""Access-token verification against the auth service's keys, and permission checks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import structlog
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, OKPKey
+
+from sukverse_common.errors import Forbidden, Unauthorized
+
+log = structlog.get_logger(__name__)
+
+ACCESS_TOKEN_ALGORITHMS = ["Ed25519"]
+CLOCK_SKEW_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user, or a machine client acting as a service."""
+
+    subject: str
+    email: str | None
+    roles: frozenset[str]
+    scopes: frozenset[str]
+    token_id: str
+    expires_at: int
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        try:
+            return uuid.UUID(self.subject)
+        except ValueError:
+            return None
+
+    def has(self, permission: str) -> bool:
+        return permission in self.scopes
+
+    def require(self, permission: str) -> None:
+        if not self.has(permission):
+            raise Forbidden(f"this needs the permission {permission!r}")
+
+
+KeyLoader = Callable[[], Awaitable[KeySet]]
+
+
+class TokenVerifier:
+    """Verifies access tokens, caching the key set and re-reading it on an unknown `kid`."""
+
+    def __init__(
+        self,
+        *,
+        load_keys: KeyLoader,
+        issuer: str,
+        audience: str,
+        min_refresh_seconds: float = 10.0,
+    ) -> None:
+        self._load_keys = load_keys
+        self._issuer = issuer
+        self._audience = audience
+        self._min_refresh = min_refresh_seconds
+        self._keys: KeySet | None = None
+        self._loaded_at = 0.0
+        self._claims = jwt.JWTClaimsRegistry(
+            leeway=CLOCK_SKEW_SECONDS,
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": audience},
+            exp={"essential": True},
+            sub={"essential": True},
+            jti={"essential": True},
+        )
+
+    async def _key_for(self, kid: str) -> OKPKey | None:
+        stale = time.monotonic() - self._loaded_at >= self._min_refresh
+        if self._keys is None or (stale and not _has_kid(self._keys, kid)):
+            try:
+                self._keys = await self._load_keys()
+                self._loaded_at = time.monotonic()
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                log.warning("could not load the token signing keys", error=repr(exc))
+                if self._keys is None:
+                    return None
+        key = self._keys.get_by_kid(kid) if _has_kid(self._keys, kid) else None
+        return key if isinstance(key, OKPKey) else None
+
+    async def verify(self, token: str) -> Principal:
+        header = _unverified_header(token)
+        if header.get("alg") not in ACCESS_TOKEN_ALGORITHMS:
+            raise Unauthorized("the access token's algorithm is not accepted")
+        kid = header.get("kid")
+        key = await self._key_for(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise Unauthorized("the access token was signed by an unknown key")
+        try:
+            claims = jwt.decode(token, key, algorithms=ACCESS_TOKEN_ALGORITHMS).claims
+            self._claims.validate(claims)
+        except (JoseError, ValueError) as exc:
+            raise Unauthorized("the access token is invalid or expired") from exc
+        if claims.get("token_use") != "access":
+            raise Unauthorized("this is not an access token")
+        return Principal(
+            subject=str(claims["sub"]),
+            email=claims.get("email"),
+            roles=frozenset(claims.get("roles", [])),
+            scopes=frozenset(str(claims.get("scope", "")).split()),
+            token_id=str(claims["jti"]),
+            expires_at=int(claims["exp"]),
+        )
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header, read only to choose the key; nothing in it is trusted."""
+    try:
+        encoded = token.split(".", 1)[0]
+        header = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Unauthorized("the access token is malformed") from exc
+    if not isinstance(header, dict):
+        raise Unauthorized("the access token is malformed")
+    return header
+
+
+def _has_kid(keys: KeySet, kid: str) -> bool:
+    return any(key.kid == kid for key in keys.keys)
+
+
+def jwks_loader(url: str, *, timeout: float = 5.0) -> KeyLoader:
+    """Fetch a published JWK set (the auth service's `/.well-known/jwks.json`)."""
+
+    async def load() -> KeySet:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http,
+            http.get(url) as response,
+        ):
+            response.raise_for_status()
+            return KeySet.import_key_set(await response.json())
+
+    return load

@@ -1,0 +1,90 @@
+"""Settings shared by every service, read from SUKVERSE_* variables and *_FILE secrets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "SUKVERSE_"
+
+
+def default_data_dir() -> Path:
+    """Where the embedded mode keeps its databases and keys."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sukverse"
+
+
+class FileSecretsSource(EnvSettingsSource):
+    """`SUKVERSE_<FIELD>_FILE=/path` sets a field from a file (a mounted Kubernetes Secret)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        env_name = f"{ENV_PREFIX}{field_name.upper()}_FILE"
+        path = os.environ.get(env_name)
+        if not path:
+            return None, field_name, False
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"{env_name}: cannot read {path}: {exc.strerror}") from exc
+        return value, field_name, self.field_is_complex(field)
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs; a service subclasses it to add its own fields."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    service_name: str = ""
+    mode: Literal["embedded", "cluster"] = "embedded"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str = ""
+    database_pool_size: int = Field(default=10, ge=1)
+    bus: Literal["memory", "kafka"] = "memory"
+    auth_url: str = "http://127.0.0.1:8000"
+    token_issuer: str = "sukverse-auth"
+    token_audience: str = "sukverse"
+    jwks_min_refresh_seconds: float = 10.0
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, FileSecretsSource(settings_cls), env_settings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        """Accept the plain `postgresql://` URI that CloudNativePG puts in its Secret."""
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+asyncpg://" + url.removeprefix(plain)
+        if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+            return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+        return url
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or the service's SQLite file under the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / f'{self.service_name}.db'}"

@@ -1,0 +1,182 @@
+"""The outbox relay, the idempotent inbox and the dead-letter path, on SQLite."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+
+from sukverse_common.db import Database, create_engine
+from sukverse_common.events.bus import InMemoryBus, Message
+from sukverse_common.events.contracts import UserRegistered, UserRolesChanged
+from sukverse_common.events.envelope import CloudEvent
+from sukverse_common.events.inbox import EventConsumer, EventContext, InboxDispatcher
+from sukverse_common.events.outbox import Outbox, OutboxRelay, messaging_tables
+from sukverse_common.metrics import Metrics
+
+metadata = MetaData()
+tables = messaging_tables(metadata)
+greetings = Table(
+    "greetings", metadata, Column("id", Integer, primary_key=True), Column("email", String(100))
+)
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'events.db'}")
+    async with engine.begin() as conn:  # a scratch schema for this kit test only
+        await conn.run_sync(metadata.create_all)
+    yield Database(engine)
+    await engine.dispose()
+
+
+def registered(email: str) -> UserRegistered:
+    return UserRegistered(
+        user_id=uuid.uuid4(),
+        email=email,
+        full_name="X",
+        roles=["student"],
+        registered_at=datetime.now(UTC),
+    )
+
+
+async def test_relay_publishes_committed_events_in_order_once(database: Database) -> None:
+    bus, outbox, seen = InMemoryBus(), Outbox(tables.outbox), []
+
+    async def record(event: CloudEvent) -> None:
+        seen.append(event.data["email"])
+
+    bus.subscribe("test", ["sukverse.auth"], record)
+    await bus.start()
+    async with database.sessions() as session, session.begin():
+        for i in range(5):
+            await outbox.add(session, registered(f"{i}@example.com"), subject="same-user")
+    async with database.sessions() as session:
+        await outbox.add(session, registered("rolled-back@example.com"), subject="x")
+        await session.rollback()
+    assert outbox.committed.is_set()
+
+    relay = OutboxRelay(
+        outbox=outbox, database=database, bus=bus, metrics=Metrics("test"), poll_seconds=1
+    )
+    assert await relay.drain() == 5
+    assert await relay.drain() == 0
+    assert seen == [f"{i}@example.com" for i in range(5)]
+    assert relay.metrics.outbox_backlog._value.get() == 0
+
+
+async def test_a_failed_publish_leaves_the_events_for_the_next_drain(database: Database) -> None:
+    bus, outbox, attempts = InMemoryBus(), Outbox(tables.outbox), []
+
+    async def flaky(event: CloudEvent) -> None:
+        attempts.append(event.id)
+        if len(attempts) == 1:
+            raise ConnectionError("broker away")
+
+    bus.subscribe("test", ["sukverse.auth"], flaky)
+    await bus.start()
+    async with database.sessions() as session, session.begin():
+        await outbox.add(session, registered("a@example.com"), subject="a")
+    relay = OutboxRelay(
+        outbox=outbox, database=database, bus=bus, metrics=Metrics("test"), poll_seconds=1
+    )
+    with pytest.raises(ConnectionError):
+        await relay.drain()
+    assert await relay.drain() == 1
+    assert len(attempts) == 2 and attempts[0] == attempts[1]
+
+
+def make_dispatcher(
+    database: Database, bus: InMemoryBus, consumer: EventConsumer
+) -> InboxDispatcher:
+    return InboxDispatcher(
+        consumer=consumer,
+        database=database,
+        inbox=tables.inbox,
+        outbox=Outbox(tables.outbox),
+        bus=bus,
+        metrics=Metrics("test"),
+        backoff_seconds=0.001,
+    )
+
+
+async def test_inbox_applies_a_redelivered_event_once(database: Database) -> None:
+    consumer = EventConsumer("greeter")
+
+    @consumer.on(UserRegistered)
+    async def greet(ctx: EventContext, data: UserRegistered) -> None:
+        await ctx.session.execute(greetings.insert().values(email=data.email))
+
+    bus = InMemoryBus()
+    make_dispatcher(database, bus, consumer).subscribe()
+    await bus.start()
+    event = CloudEvent.wrap(registered("once@example.com"), subject="u1")
+    for _ in range(3):
+        await bus.publish([Message("sukverse.auth", "u1", event)])
+    async with database.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(greetings)) == 1
+
+
+async def test_a_poison_event_goes_to_the_dead_letter_topic_and_the_consumer_moves_on(
+    database: Database,
+) -> None:
+    consumer, dead = EventConsumer("picky"), []
+
+    @consumer.on(UserRegistered)
+    async def refuse(ctx: EventContext, data: UserRegistered) -> None:
+        await ctx.session.execute(greetings.insert().values(email=data.email))
+        if data.email.startswith("bad"):
+            raise ValueError("cannot handle this one")
+
+    async def dead_letters(event: CloudEvent) -> None:
+        dead.append(event)
+
+    bus = InMemoryBus()
+    bus.subscribe("ops", ["sukverse.auth.dlq"], dead_letters)
+    make_dispatcher(database, bus, consumer).subscribe()
+    await bus.start()
+    bad = CloudEvent.wrap(registered("bad@example.com"), subject="u1")
+    malformed = CloudEvent(
+        source="/sukverse/auth",
+        type=UserRolesChanged.event_type,
+        subject="u2",
+        data={"roles": "not a list"},
+    )
+    good = CloudEvent.wrap(registered("good@example.com"), subject="u3")
+    await bus.publish([Message("sukverse.auth", "k", e) for e in (bad, malformed, good)])
+
+    assert [letter.id for letter in dead] == [bad.id]  # no handler for roles_changed: ignored
+    extra = dead[0].model_dump()
+    assert extra["dlqconsumer"] == "picky" and "cannot handle" in extra["dlqreason"]
+    async with database.sessions() as session:
+        emails = (await session.scalars(select(greetings.c.email))).all()
+    assert emails == ["good@example.com"]  # the failed attempt left no partial write
+
+
+async def test_a_malformed_event_for_a_handled_type_is_dead_lettered(database: Database) -> None:
+    consumer, dead = EventConsumer("roles"), []
+
+    @consumer.on(UserRolesChanged)
+    async def noop(ctx: EventContext, data: UserRolesChanged) -> None:
+        return None
+
+    async def dead_letters(event: CloudEvent) -> None:
+        dead.append(event)
+
+    bus = InMemoryBus()
+    bus.subscribe("ops", ["sukverse.auth.dlq"], dead_letters)
+    make_dispatcher(database, bus, consumer).subscribe()
+    await bus.start()
+    malformed = CloudEvent(
+        source="/sukverse/auth",
+        type=UserRolesChanged.event_type,
+        subject="u2",
+        data={"roles": "not a list"},
+    )
+    await bus.publish([Message("sukverse.auth", "u2", malformed)])
+    assert len(dead) == 1
+    assert "does not match" in dead[0].model_dump()["dlqreason"]
