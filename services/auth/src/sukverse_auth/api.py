@@ -1,0 +1,192 @@
+"""Routes of the auth service: parse, call one use case, render."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from sukverse_auth.keys import AUTH, SIGNING_KEYS
+from sukverse_auth.models import User
+from sukverse_auth.schemas import (
+    AccessToken,
+    LoginRequest,
+    LogoutRequest,
+    MeOut,
+    PageQuery,
+    PermissionOut,
+    RefreshRequest,
+    RegisterRequest,
+    RoleIn,
+    RoleOut,
+    SetRolesRequest,
+    TokenPair,
+    UserOut,
+    UsersQuery,
+)
+from sukverse_auth.service import ClientAuthFailed
+from sukverse_common.api import Page, Routes, path_uuid, principal
+from sukverse_common.errors import BadRequest, Forbidden, UnsupportedMediaType
+
+routes = Routes("auth")
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        roles=user.role_names,
+        created_at=user.created_at,
+    )
+
+
+def _address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+@routes.post(
+    "/auth/register", body=RegisterRequest, response=UserOut, status=201, public=True, errors=(409,)
+)
+async def register(request: web.Request, body: RegisterRequest) -> UserOut:
+    """Create a student account."""
+    user = await request.app[AUTH].register(
+        email=body.email, password=body.password.get_secret_value(), full_name=body.full_name
+    )
+    return user_out(user)
+
+
+@routes.post("/auth/login", body=LoginRequest, response=TokenPair, public=True, errors=(401, 429))
+async def login(request: web.Request, body: LoginRequest) -> TokenPair:
+    """Exchange an email and password for an access token and a refresh token."""
+    return await request.app[AUTH].login(
+        email=body.email, password=body.password.get_secret_value(), address=_address(request)
+    )
+
+
+@routes.post("/auth/refresh", body=RefreshRequest, response=TokenPair, public=True, errors=(401,))
+async def refresh(request: web.Request, body: RefreshRequest) -> TokenPair:
+    """Rotate a refresh token into a new pair; a reused one revokes its family."""
+    return await request.app[AUTH].refresh(body.refresh_token)
+
+
+@routes.post("/auth/logout", body=LogoutRequest, status=204)
+async def logout(request: web.Request, body: LogoutRequest) -> None:
+    """Revoke a refresh token's family, or every session of the caller."""
+    user_id = principal(request).user_id
+    if user_id is None:
+        raise Forbidden("machine clients have no sessions")
+    await request.app[AUTH].logout(
+        user_id, refresh_token=body.refresh_token, everywhere=body.all_sessions
+    )
+
+
+@routes.post("/auth/token", response=AccessToken, public=True, errors=(400, 401, 415))
+async def token(request: web.Request) -> AccessToken:
+    """OAuth 2.0 client-credentials grant for machine clients (RFC 6749 §4.4).
+
+    The form-encoded body carries `grant_type=client_credentials` and an optional `scope`;
+    the client authenticates with HTTP Basic, or with `client_id` and `client_secret` in the body.
+    """
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("send the body as application/x-www-form-urlencoded")
+    form = await request.post()
+    if form.get("grant_type") != "client_credentials":
+        raise BadRequest("grant_type must be client_credentials")
+    client_id, client_secret = _client_credentials(request, form)
+    scope = form.get("scope")
+    return await request.app[AUTH].client_credentials(
+        client_id=client_id,
+        client_secret=client_secret,
+        scope=scope if isinstance(scope, str) else None,
+    )
+
+
+def _client_credentials(request: web.Request, form: object) -> tuple[str, str]:
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise ClientAuthFailed() from None
+        return unquote(client_id), unquote(secret)
+    assert hasattr(form, "get")
+    client_id, secret = form.get("client_id"), form.get("client_secret")
+    if isinstance(client_id, str) and isinstance(secret, str):
+        return client_id, secret
+    raise ClientAuthFailed()
+
+
+@routes.get("/auth/me", response=MeOut)
+async def me(request: web.Request) -> MeOut:
+    """The caller's own account."""
+    caller = principal(request)
+    if caller.user_id is None:
+        raise Forbidden("machine clients have no account")
+    user = await request.app[AUTH].user(caller.user_id)
+    return MeOut(**user_out(user).model_dump(), scope=sorted(caller.scopes))
+
+
+@routes.get("/.well-known/jwks.json", public=True)
+async def jwks(request: web.Request) -> web.Response:
+    """The public keys that verify access tokens."""
+    return web.json_response(
+        request.app[SIGNING_KEYS].jwks(), headers={"Cache-Control": "public, max-age=300"}
+    )
+
+
+@routes.get("/users", query=UsersQuery, response=Page[UserOut], permission="users:read")
+async def list_users(request: web.Request, query: UsersQuery) -> Page[UserOut]:
+    """Find accounts, by exact email or all of them a page at a time."""
+    users, cursor = await request.app[AUTH].users(
+        email=query.email, cursor=query.cursor, limit=query.limit
+    )
+    return Page[UserOut](items=[user_out(user) for user in users], next_cursor=cursor)
+
+
+@routes.get("/users/{id}", response=UserOut, permission="users:read", errors=(404,))
+async def get_user(request: web.Request) -> UserOut:
+    """One account."""
+    return user_out(await request.app[AUTH].user(path_uuid(request)))
+
+
+@routes.put(
+    "/users/{id}/roles",
+    body=SetRolesRequest,
+    response=UserOut,
+    permission="roles:assign",
+    errors=(404, 409),
+)
+async def set_roles(request: web.Request, body: SetRolesRequest) -> UserOut:
+    """Replace the roles of an account."""
+    user = await request.app[AUTH].set_roles(
+        path_uuid(request), body.roles, by=principal(request).user_id
+    )
+    return user_out(user)
+
+
+@routes.get("/roles", query=PageQuery, response=Page[RoleOut], permission="roles:read")
+async def list_roles(request: web.Request, query: PageQuery) -> Page[RoleOut]:
+    """Every role with its permissions."""
+    roles = [
+        r for r in await request.app[AUTH].roles() if query.cursor is None or r.name > query.cursor
+    ]
+    page = roles[: query.limit]
+    more = len(roles) > query.limit
+    return Page[RoleOut](items=page, next_cursor=page[-1].name if more else None)
+
+
+@routes.post(
+    "/roles", body=RoleIn, response=RoleOut, status=201, permission="roles:write", errors=(409,)
+)
+async def create_role(request: web.Request, body: RoleIn) -> RoleOut:
+    """Define a role as a set of permissions."""
+    return await request.app[AUTH].create_role(body)
+
+
+@routes.get("/permissions", response=Page[PermissionOut], permission="roles:read")
+async def list_permissions(request: web.Request) -> Page[PermissionOut]:
+    """The catalogue of permissions roles are made of."""
+    return Page[PermissionOut](items=request.app[AUTH].permissions())

@@ -1,0 +1,118 @@
+"""The auth service's composition root."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from joserfc.jwk import KeySet
+
+from sukverse_auth.api import routes
+from sukverse_auth.keys import AUTH, SIGNING_KEYS
+from sukverse_auth.models import messaging
+from sukverse_auth.passwords import Hasher
+from sukverse_auth.service import AuthService
+from sukverse_auth.settings import AuthSettings
+from sukverse_auth.tokens import SigningKeys, TokenIssuer
+from sukverse_common.app import CleanupContext, create_service_app
+from sukverse_common.errors import ValidationFailed
+from sukverse_common.events.bus import Bus
+from sukverse_common.keys import DATABASE, OUTBOX
+from sukverse_common.security import TokenVerifier
+
+MIGRATIONS = "sukverse_auth:migrations"
+GENERATED_ADMIN_EMAIL = "admin@sukverse.localhost"
+
+
+def create_app(settings: AuthSettings | None = None, *, bus: Bus | None = None) -> web.Application:
+    settings = settings or AuthSettings()
+    app: web.Application
+
+    async def own_keys() -> KeySet:
+        keys: KeySet = app[SIGNING_KEYS].public
+        return keys
+
+    verifier = TokenVerifier(
+        load_keys=own_keys, issuer=settings.token_issuer, audience=settings.token_audience
+    )
+    app = create_service_app(
+        settings,
+        title="Sukverse auth",
+        version="1.0.0",
+        routes=[routes],
+        messaging=messaging,
+        migrations=MIGRATIONS,
+        bus=bus,
+        verifier=verifier,
+    )
+    app.cleanup_ctx.append(_auth_ctx(settings))
+    return app
+
+
+def load_signing_keys(settings: AuthSettings) -> SigningKeys:
+    if settings.signing_key_file is not None:
+        return SigningKeys.from_file(settings.signing_key_file)
+    if settings.mode == "cluster":
+        raise RuntimeError(
+            "SUKVERSE_SIGNING_KEY_FILE must name the signing key set in cluster mode"
+        )
+    return SigningKeys.load_or_create(settings.data_dir / "auth-signing-keys.json")
+
+
+def _auth_ctx(settings: AuthSettings) -> CleanupContext:
+    async def auth(app: web.Application) -> AsyncIterator[None]:
+        keys = load_signing_keys(settings)
+        app[SIGNING_KEYS] = keys
+        hasher = Hasher(
+            time_cost=settings.argon2_time_cost,
+            memory_kib=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+            workers=settings.hash_workers,
+        )
+        service = AuthService(
+            settings=settings,
+            database=app[DATABASE],
+            outbox=app[OUTBOX],
+            hasher=hasher,
+            issuer=TokenIssuer(
+                keys,
+                issuer=settings.token_issuer,
+                audience=settings.token_audience,
+                ttl_seconds=settings.access_token_ttl_seconds,
+            ),
+        )
+        app[AUTH] = service
+        try:
+            await service.ensure_builtin_roles()
+            await _bootstrap_admin(service, settings)
+            yield
+        finally:
+            hasher.close()
+
+    return auth
+
+
+async def _bootstrap_admin(service: AuthService, settings: AuthSettings) -> None:
+    """The first admin: from the settings, or generated once in embedded mode."""
+    if settings.admin_email and settings.admin_password:
+        try:
+            await service.ensure_admin(
+                settings.admin_email, settings.admin_password.get_secret_value()
+            )
+        except ValidationFailed as exc:
+            reasons = "; ".join(error["reason"] for error in exc.errors or [])
+            raise RuntimeError(f"SUKVERSE_ADMIN_PASSWORD is refused: {reasons}") from None
+        return
+    if settings.mode != "embedded" or await service.any_admin():
+        return
+    password = secrets.token_urlsafe(18)
+    await service.ensure_admin(GENERATED_ADMIN_EMAIL, password)
+    print(  # shown once on the terminal, never logged
+        "\nSukverse bootstrap admin (shown only this once):\n"
+        f"  email:    {GENERATED_ADMIN_EMAIL}\n  password: {password}\n"
+        "Set SUKVERSE_ADMIN_EMAIL and SUKVERSE_ADMIN_PASSWORD to choose your own.\n",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -1,0 +1,117 @@
+"""Pure rules of identity: the permission catalogue, built-in roles, email and password policy."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from zxcvbn import zxcvbn
+
+PERMISSIONS: dict[str, str] = {
+    "users:read": "Look up user accounts",
+    "users:write": "Create accounts for others",
+    "roles:read": "List roles and permissions",
+    "roles:write": "Define roles",
+    "roles:assign": "Change the roles of a user",
+    "profiles:read": "Read any profile",
+    "profiles:write": "Edit any profile and import users",
+    "workshop:read": "Read workshops",
+    "workshop:write": "Create and edit workshops",
+    "enrollment:read": "Read enrollments",
+    "enrollment:write": "Enroll and withdraw students",
+    "progress:read": "Read the progress of students",
+    "progress:write": "Record one's own progress",
+    "quiz:read": "Read quizzes",
+    "quiz:write": "Create and edit quizzes",
+    "attempt:write": "Attempt quizzes",
+    "analytics:read": "Read learning analytics",
+    "certificate:read": "Read certificates",
+    "certificate:write": "Define templates, issue and revoke certificates",
+}
+
+BUILTIN_ROLES: dict[str, tuple[str, frozenset[str]]] = {
+    "admin": ("Everything", frozenset(PERMISSIONS)),
+    "instructor": (
+        "Teaches workshops",
+        frozenset(
+            {
+                "users:read",
+                "roles:read",
+                "profiles:read",
+                "workshop:read",
+                "workshop:write",
+                "enrollment:read",
+                "enrollment:write",
+                "progress:read",
+                "quiz:read",
+                "quiz:write",
+                "analytics:read",
+                "certificate:read",
+                "certificate:write",
+            }
+        ),
+    ),
+    "student": (
+        "Takes workshops",
+        frozenset(
+            {"workshop:read", "progress:write", "quiz:read", "attempt:write", "certificate:read"}
+        ),
+    ),
+    "service": (
+        "Machine clients: the operator and the services",
+        frozenset(
+            {
+                "users:read",
+                "users:write",
+                "roles:read",
+                "roles:assign",
+                "profiles:read",
+                "workshop:read",
+                "workshop:write",
+                "enrollment:read",
+                "enrollment:write",
+                "progress:read",
+                "quiz:read",
+                "quiz:write",
+                "analytics:read",
+                "certificate:read",
+                "certificate:write",
+            }
+        ),
+    ),
+}
+DEFAULT_ROLE = "student"
+ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,39}$")
+
+
+def normalise_email(email: str) -> str:
+    """Emails compare case-insensitively; store them lower-cased and NFKC-normalised."""
+    return unicodedata.normalize("NFKC", email).strip().lower()
+
+
+def scopes_for(roles: Iterable[str], grants: dict[str, frozenset[str]]) -> list[str]:
+    """The union of the permissions of the given roles."""
+    return sorted({permission for role in roles for permission in grants.get(role, frozenset())})
+
+
+def password_problems(
+    password: str, *, min_length: int, max_length: int, user_inputs: Iterable[str] = ()
+) -> str | None:
+    """Why a password is refused (OWASP ASVS V2.1), or None when it is acceptable.
+
+    Length counts characters after Unicode normalisation; any character is allowed, spaces
+    included, so long passphrases work; common and guessable passwords are refused.
+    """
+    normalised = unicodedata.normalize("NFKC", password)
+    if len(normalised) < min_length:
+        return f"must be at least {min_length} characters long"
+    if len(normalised) > max_length:
+        return f"must be at most {max_length} characters long"
+    # zxcvbn's cost grows with length; past 64 characters a passphrase is long enough.
+    if len(normalised) <= 64:
+        strength = zxcvbn(normalised, user_inputs=[value for value in user_inputs if value])
+        if strength["score"] < 3:
+            warning = strength["feedback"].get("warning") or "it is too easy to guess"
+            return f"is too weak: {warning.rstrip('.').lower()}"
+    return None

@@ -1,0 +1,96 @@
+"""Request and response bodies of the auth service."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import EmailStr, Field, SecretStr, StringConstraints
+
+from sukverse_common.api import Schema
+
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Password = Annotated[SecretStr, Field(min_length=1, max_length=4096)]
+RoleName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{1,39}$")]
+
+
+class RegisterRequest(Schema):
+    email: EmailStr = Field(max_length=320)
+    password: Password
+    full_name: FullName
+
+
+class LoginRequest(Schema):
+    email: Annotated[str, StringConstraints(min_length=1, max_length=320)]
+    password: Password
+
+
+class RefreshRequest(Schema):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class LogoutRequest(Schema):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    all_sessions: bool = False
+
+
+class TokenPair(Schema):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+
+
+class AccessToken(Schema):
+    """An OAuth 2.0 client-credentials grant: an access token only, no refresh token."""
+
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    scope: str
+
+
+class UserOut(Schema):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    roles: list[str]
+    created_at: datetime
+
+
+class MeOut(UserOut):
+    scope: list[str]
+
+
+class UsersQuery(Schema):
+    email: Annotated[str, StringConstraints(max_length=320)] | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = None
+
+
+class PageQuery(Schema):
+    limit: int = Field(default=100, ge=1, le=200)
+    cursor: str | None = None
+
+
+class RoleIn(Schema):
+    name: RoleName
+    description: Annotated[str, StringConstraints(max_length=500)] = ""
+    permissions: list[str] = Field(max_length=100)
+
+
+class RoleOut(Schema):
+    name: str
+    description: str
+    builtin: bool
+    permissions: list[str]
+
+
+class PermissionOut(Schema):
+    name: str
+    description: str
+
+
+class SetRolesRequest(Schema):
+    roles: list[RoleName] = Field(max_length=20)

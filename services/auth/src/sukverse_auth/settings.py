@@ -1,0 +1,35 @@
+"""Settings of the auth service."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from sukverse_common.settings import ServiceSettings
+
+
+class AuthSettings(ServiceSettings):
+    service_name: str = "auth"
+    port: int = 8000
+
+    admin_email: str | None = None
+    admin_password: SecretStr | None = None
+    signing_key_file: Path | None = None
+    service_clients: dict[str, SecretStr] = Field(default_factory=dict)
+
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=3600)
+
+    password_min_length: int = Field(default=8, ge=8)
+    password_max_length: int = Field(default=128, ge=64, le=1024)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19 * 1024, ge=8 * 1024)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    hash_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_seconds: int = Field(default=300, ge=1)
+    login_address_limit: int = Field(default=30, ge=1)
+    login_address_window_seconds: int = Field(default=60, ge=1)

@@ -1,0 +1,107 @@
+"""Fixtures of the auth service tests: the real app on SQLite with its in-process bus."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from sukverse_auth.app import create_app
+from sukverse_auth.settings import AuthSettings
+from sukverse_common.events.bus import InMemoryBus
+from sukverse_common.events.envelope import CloudEvent
+
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "a long admin passphrase for tests"
+PASSWORD = "correct horse battery staple"
+OPERATOR_SECRET = "operator-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> AuthSettings:
+    return AuthSettings(
+        data_dir=tmp_path,
+        admin_email=ADMIN_EMAIL,
+        admin_password=ADMIN_PASSWORD,
+        service_clients={"operator": OPERATOR_SECRET},
+        login_max_failures=3,
+        login_lockout_seconds=60,
+        login_address_limit=10,
+        outbox_poll_seconds=0.05,
+    )
+
+
+@pytest.fixture
+def bus() -> InMemoryBus:
+    return InMemoryBus()
+
+
+@pytest.fixture
+def published(bus: InMemoryBus) -> list[CloudEvent]:
+    """Every event the service publishes on its topic."""
+    events: list[CloudEvent] = []
+
+    async def record(event: CloudEvent) -> None:
+        events.append(event)
+
+    bus.subscribe("test", ["sukverse.auth"], record)
+    return events
+
+
+Client = TestClient[Any, Any]
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture
+async def client(aiohttp_client: MakeClient, settings: AuthSettings, bus: InMemoryBus) -> Client:
+    client = await aiohttp_client(create_app(settings, bus=bus))
+    await bus.start()
+    return client
+
+
+class AuthApi:
+    """Short calls for the flows most tests start with, all through HTTP."""
+
+    admin_email = ADMIN_EMAIL
+    admin_password = ADMIN_PASSWORD
+    password = PASSWORD
+    operator_secret = OPERATOR_SECRET
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def register(
+        self, email: str, password: str = PASSWORD, full_name: str = "Ada Lovelace"
+    ) -> dict[str, Any]:
+        response = await self.client.post(
+            "/auth/register", json={"email": email, "password": password, "full_name": full_name}
+        )
+        assert response.status == 201, await response.text()
+        body: dict[str, Any] = await response.json()
+        return body
+
+    async def login(self, email: str, password: str = PASSWORD) -> dict[str, Any]:
+        response = await self.client.post(
+            "/auth/login", json={"email": email, "password": password}
+        )
+        assert response.status == 200, await response.text()
+        body: dict[str, Any] = await response.json()
+        return body
+
+    async def token(self, email: str, password: str = PASSWORD) -> str:
+        return str((await self.login(email, password))["access_token"])
+
+    async def admin_token(self) -> str:
+        return await self.token(ADMIN_EMAIL, ADMIN_PASSWORD)
+
+    @staticmethod
+    def bearer(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def api(client: Client) -> AuthApi:
+    return AuthApi(client)

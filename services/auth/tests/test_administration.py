@@ -1,0 +1,157 @@
+"""Roles, permissions, user look-up and the bootstrap admin, through HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from sukverse_auth.app import GENERATED_ADMIN_EMAIL, create_app
+from sukverse_auth.settings import AuthSettings
+from sukverse_common.events.envelope import CloudEvent
+
+
+async def test_admin_defines_a_role_and_assigns_it(
+    client: Any, api: Any, published: list[CloudEvent]
+) -> None:
+    admin = api.bearer(await api.admin_token())
+    permissions = await (await client.get("/permissions", headers=admin)).json()
+    assert {"workshop:write", "roles:assign"} <= {p["name"] for p in permissions["items"]}
+
+    response = await client.post(
+        "/roles",
+        json={"name": "reviewer", "description": "Reads quizzes", "permissions": ["quiz:read"]},
+        headers=admin,
+    )
+    assert response.status == 201
+    assert (await response.json())["permissions"] == ["quiz:read"]
+    again = await client.post("/roles", json={"name": "reviewer", "permissions": []}, headers=admin)
+    assert again.status == 409
+    bogus = await client.post(
+        "/roles", json={"name": "bogus", "permissions": ["root:everything"]}, headers=admin
+    )
+    assert bogus.status == 422
+    assert (await bogus.json())["errors"][0]["field"] == "permissions"
+
+    user = await api.register("rev@example.com")
+    response = await client.put(
+        f"/users/{user['id']}/roles", json={"roles": ["reviewer", "student"]}, headers=admin
+    )
+    assert response.status == 200
+    assert (await response.json())["roles"] == ["reviewer", "student"]
+    me = await (
+        await client.get("/auth/me", headers=api.bearer(await api.token("rev@example.com")))
+    ).json()
+    assert "quiz:read" in me["scope"]
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any(
+        e.type.endswith("roles_changed.v1") for e in published
+    ):
+        await asyncio.sleep(0.02)
+    changed = [e for e in published if e.type == "io.sukverse.auth.user.roles_changed.v1"]
+    assert len(changed) == 1
+    assert changed[0].data["roles"] == ["reviewer", "student"]
+    assert changed[0].data["previous_roles"] == ["student"]
+
+    # The same roles again change nothing and publish nothing.
+    await client.put(
+        f"/users/{user['id']}/roles", json={"roles": ["student", "reviewer"]}, headers=admin
+    )
+    await asyncio.sleep(0.2)
+    assert len([e for e in published if e.type.endswith("roles_changed.v1")]) == 1
+
+
+async def test_students_cannot_administer(client: Any, api: Any) -> None:
+    user = await api.register("stu@example.com")
+    student = api.bearer(await api.token("stu@example.com"))
+    for method, path, body in (
+        ("GET", "/users", None),
+        ("GET", f"/users/{user['id']}", None),
+        ("GET", "/roles", None),
+        ("POST", "/roles", {"name": "mine", "permissions": []}),
+        ("GET", "/permissions", None),
+        ("PUT", f"/users/{user['id']}/roles", {"roles": ["admin"]}),
+    ):
+        response = await client.request(method, path, json=body, headers=student)
+        assert response.status == 403, (method, path)
+        assert response.content_type == "application/problem+json"
+    anonymous = await client.get("/users")
+    assert anonymous.status == 401
+
+
+async def test_unknown_roles_and_users_and_the_last_admin(client: Any, api: Any) -> None:
+    admin = api.bearer(await api.admin_token())
+    user = await api.register("x1@example.com")
+    response = await client.put(
+        f"/users/{user['id']}/roles", json={"roles": ["wizard"]}, headers=admin
+    )
+    assert response.status == 422
+    missing = "00000000-0000-4000-8000-000000000000"
+    response = await client.put(
+        f"/users/{missing}/roles", json={"roles": ["student"]}, headers=admin
+    )
+    assert response.status == 404
+    assert (await client.get("/users/not-a-uuid", headers=admin)).status == 404
+
+    me = await (await client.get("/auth/me", headers=admin)).json()
+    response = await client.put(
+        f"/users/{me['id']}/roles", json={"roles": ["student"]}, headers=admin
+    )
+    assert response.status == 409
+
+
+async def test_user_lookup_by_email_and_paging(client: Any, api: Any) -> None:
+    admin = api.bearer(await api.admin_token())
+    for i in range(5):
+        await api.register(f"page{i}@example.com")
+    found = await (await client.get("/users?email=PAGE3@example.com", headers=admin)).json()
+    assert [u["email"] for u in found["items"]] == ["page3@example.com"]
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = "/users?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = await (await client.get(query, headers=admin)).json()
+        assert len(page["items"]) <= 2
+        seen += [u["email"] for u in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 6  # five students and the admin
+    bad = await client.get("/users?limit=0", headers=admin)
+    assert bad.status == 422
+    assert (await bad.json())["errors"][0]["field"] == "limit"
+
+
+async def test_embedded_mode_generates_an_admin_once_and_prints_it(
+    aiohttp_client: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = AuthSettings(data_dir=tmp_path)
+    client = await aiohttp_client(create_app(settings))
+    printed = capsys.readouterr().err
+    assert GENERATED_ADMIN_EMAIL in printed
+    password = printed.split("password:")[1].split()[0]
+    response = await client.post(
+        "/auth/login", json={"email": GENERATED_ADMIN_EMAIL, "password": password}
+    )
+    assert response.status == 200
+    await client.close()
+
+    again = await aiohttp_client(create_app(settings))
+    assert GENERATED_ADMIN_EMAIL not in capsys.readouterr().err
+    await again.close()
+
+
+async def test_a_weak_bootstrap_password_stops_the_start(tmp_path: Path) -> None:
+    settings = AuthSettings(data_dir=tmp_path, admin_email="a@example.com", admin_password="admin")
+    runner = web.AppRunner(create_app(settings))
+    try:
+        with pytest.raises(RuntimeError, match="SUKVERSE_ADMIN_PASSWORD is refused"):
+            await runner.setup()
+    finally:
+        await runner.cleanup()

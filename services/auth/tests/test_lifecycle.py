@@ -1,0 +1,121 @@
+"""Health, readiness, metrics, the OpenAPI document and docs, migrations, and restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+
+from sukverse_auth.app import MIGRATIONS, create_app
+from sukverse_auth.settings import AuthSettings
+from sukverse_common.db import alembic_config
+
+
+async def test_health_readiness_and_metrics(client: Any, api: Any) -> None:
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    assert (await ready.json())["checks"] == {"database": True, "bus": True}
+    await api.register("m@example.com")
+    metrics = await (await client.get("/metrics")).text()
+    assert (
+        'sukverse_http_requests_total{method="POST",route="/auth/register",service="auth",'
+        'status="201"} 1.0' in metrics
+    )
+    assert "sukverse_http_request_duration_seconds_bucket" in metrics
+    assert "sukverse_outbox_backlog" in metrics
+
+
+async def test_openapi_lists_every_route_with_schemas_and_security(client: Any) -> None:
+    response = await client.get("/openapi.json")
+    assert response.status == 200
+    document = await response.json()
+    assert document["openapi"] == "3.1.0"
+    paths = document["paths"]
+    expected = {
+        ("/auth/register", "post"),
+        ("/auth/login", "post"),
+        ("/auth/refresh", "post"),
+        ("/auth/logout", "post"),
+        ("/auth/token", "post"),
+        ("/auth/me", "get"),
+        ("/.well-known/jwks.json", "get"),
+        ("/users", "get"),
+        ("/users/{id}", "get"),
+        ("/users/{id}/roles", "put"),
+        ("/roles", "get"),
+        ("/roles", "post"),
+        ("/permissions", "get"),
+    }
+    assert {(path, method) for path, ops in paths.items() for method in ops} == expected
+    login = paths["/auth/login"]["post"]
+    assert login["security"] == []
+    assert set(login["responses"]) >= {"200", "401", "422", "429"}
+    schema_ref = login["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert schema_ref.rsplit("/", 1)[1] in document["components"]["schemas"]
+    assert "security" not in paths["/users"]["get"]
+    assert "403" in paths["/users"]["get"]["responses"]
+
+
+async def test_docs_are_served_with_their_assets(client: Any) -> None:
+    page = await client.get("/docs")
+    assert page.status == 200
+    html = await page.text()
+    assert "/docs/swagger-ui-bundle.js" in html and "http" not in html.split("<body>")[1]
+    bundle = await client.get("/docs/swagger-ui-bundle.js")
+    assert bundle.status == 200
+    assert len(await bundle.read()) > 100_000
+    assert (await client.get("/docs/..%2Fpyproject.toml")).status == 404
+
+
+async def test_a_restart_keeps_accounts_and_keys(
+    aiohttp_client: Any, settings: AuthSettings
+) -> None:
+    first = await aiohttp_client(create_app(settings))
+    response = await first.post(
+        "/auth/register",
+        json={
+            "email": "keep@example.com",
+            "password": "correct horse battery staple",
+            "full_name": "Keep",
+        },
+    )
+    assert response.status == 201
+    login = await first.post(
+        "/auth/login",
+        json={"email": "keep@example.com", "password": "correct horse battery staple"},
+    )
+    token = (await login.json())["access_token"]
+    await first.close()
+
+    second = await aiohttp_client(create_app(settings))
+    me = await second.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status == 200
+    assert (await me.json())["email"] == "keep@example.com"
+
+
+def test_migrations_match_the_models(tmp_path: Path) -> None:
+    config = alembic_config(f"sqlite+aiosqlite:///{tmp_path / 'check.db'}", MIGRATIONS)
+    command.upgrade(config, "head")
+    command.check(config)
+
+
+async def test_cluster_mode_refuses_a_stale_schema(tmp_path: Path) -> None:
+    from aiohttp import web
+
+    key = tmp_path / "keys.json"
+    AuthSettings(data_dir=tmp_path)  # defaults only
+    settings = AuthSettings(
+        data_dir=tmp_path,
+        mode="cluster",
+        signing_key_file=key,
+        database_url=f"sqlite:///{tmp_path / 'empty.db'}",
+    )
+    runner = web.AppRunner(create_app(settings))
+    try:
+        with pytest.raises(RuntimeError, match="sukverse migrate auth"):
+            await runner.setup()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,175 @@
+"""Refresh rotation, logout, machine clients, and every kind of bad access token."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import OKPKey
+
+from sukverse_auth.settings import AuthSettings
+from sukverse_auth.tokens import SigningKeys
+
+
+async def test_refresh_rotates_and_a_reused_token_revokes_the_family(client: Any, api: Any) -> None:
+    await api.register("rui@example.com")
+    first = await api.login("rui@example.com")
+
+    response = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert response.status == 200
+    second = await response.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert (await client.get("/auth/me", headers=api.bearer(second["access_token"]))).status == 200
+
+    # The first token again: a thief or a replay. The whole family goes.
+    reused = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert reused.status == 401
+    assert "already used" in (await reused.json())["detail"]
+    after = await client.post("/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    assert after.status == 401
+
+    # Another login is another family, untouched.
+    other = await api.login("rui@example.com")
+    response = await client.post("/auth/refresh", json={"refresh_token": other["refresh_token"]})
+    assert response.status == 200
+
+
+async def test_unknown_refresh_token_is_401(client: Any) -> None:
+    response = await client.post("/auth/refresh", json={"refresh_token": "made-up"})
+    assert response.status == 401
+
+
+async def test_logout_revokes_the_session_and_all_sessions(client: Any, api: Any) -> None:
+    await api.register("eva@example.com")
+    one, two = await api.login("eva@example.com"), await api.login("eva@example.com")
+    response = await client.post(
+        "/auth/logout",
+        json={"refresh_token": one["refresh_token"]},
+        headers=api.bearer(one["access_token"]),
+    )
+    assert response.status == 204
+    assert (
+        await client.post("/auth/refresh", json={"refresh_token": one["refresh_token"]})
+    ).status == 401
+    response = await client.post(
+        "/auth/logout", json={"all_sessions": True}, headers=api.bearer(two["access_token"])
+    )
+    assert response.status == 204
+    assert (
+        await client.post("/auth/refresh", json={"refresh_token": two["refresh_token"]})
+    ).status == 401
+
+
+async def test_client_credentials_with_basic_auth_and_narrowed_scope(client: Any, api: Any) -> None:
+    basic = base64.b64encode(f"operator:{api.operator_secret}".encode()).decode()
+    response = await client.post(
+        "/auth/token",
+        data={"grant_type": "client_credentials", "scope": "users:read workshop:write"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    assert response.status == 200, await response.text()
+    grant = await response.json()
+    assert grant["scope"] == "users:read workshop:write"
+    assert "refresh_token" not in grant
+    users = await client.get("/users", headers=api.bearer(grant["access_token"]))
+    assert users.status == 200
+    roles = await client.get("/roles", headers=api.bearer(grant["access_token"]))
+    assert roles.status == 403
+
+
+async def test_client_credentials_refusals(client: Any, api: Any) -> None:
+    form = {"grant_type": "client_credentials", "client_id": "operator"}
+    wrong = await client.post("/auth/token", data={**form, "client_secret": "guess"})
+    assert wrong.status == 401
+    unknown = await client.post(
+        "/auth/token", data={**form, "client_id": "nobody", "client_secret": "x"}
+    )
+    assert unknown.status == 401
+    assert (await wrong.json())["type"] == (await unknown.json())["type"]
+    grant = await client.post(
+        "/auth/token",
+        data={"grant_type": "password", "client_id": "operator", "client_secret": "x"},
+    )
+    assert grant.status == 400
+    as_json = await client.post("/auth/token", json=form)
+    assert as_json.status == 415
+    scope = await client.post(
+        "/auth/token",
+        data={**form, "client_secret": api.operator_secret, "scope": "roles:write"},
+    )
+    assert scope.status == 400
+    assert (await scope.json())["type"].endswith("/invalid-scope")
+
+
+def _claims(user_id: str, **overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims = {
+        "iss": "sukverse-auth",
+        "aud": "sukverse",
+        "sub": user_id,
+        "iat": now,
+        "exp": now + 300,
+        "jti": uuid.uuid4().hex,
+        "token_use": "access",
+        "roles": ["admin"],
+        "scope": "users:read",
+    }
+    claims.update(overrides)
+    return claims
+
+
+def _sign(key: OKPKey, claims: dict[str, Any], **header: Any) -> str:
+    return jwt.encode(
+        {"alg": "Ed25519", "kid": key.kid, **header}, claims, key, algorithms=["Ed25519"]
+    )
+
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+@pytest.fixture
+async def forge(client: Any, api: Any, settings: AuthSettings) -> Any:
+    """The service's own signing key, to forge tokens that are wrong in one way only."""
+    user = await api.register("mal@example.com")
+    key = SigningKeys.from_file(settings.data_dir / "auth-signing-keys.json").active
+    return key, user["id"]
+
+
+async def test_every_kind_of_bad_token_is_401(client: Any, api: Any, forge: Any) -> None:
+    key, user_id = forge
+    good = _sign(key, _claims(user_id))
+    assert (await client.get("/users", headers=api.bearer(good))).status == 200
+
+    header, payload, signature = good.split(".")
+    tampered_payload = _b64(_claims(user_id, scope="users:read roles:write"))
+    stranger = OKPKey.generate_key("Ed25519", parameters={"kid": "stranger"})
+    bad_tokens = {
+        "tampered": f"{header}.{tampered_payload}.{signature}",
+        "expired": _sign(key, _claims(user_id, exp=int(time.time()) - 120)),
+        "wrong audience": _sign(key, _claims(user_id, aud="somebody-else")),
+        "wrong issuer": _sign(key, _claims(user_id, iss="https://evil.example")),
+        "alg none": f"{_b64({'alg': 'none', 'kid': key.kid})}.{payload}.",
+        "unknown kid": _sign(stranger, _claims(user_id)),
+        "not an access token": _sign(key, _claims(user_id, token_use="refresh")),
+        "garbage": "not-a-jwt",
+    }
+    for name, token in bad_tokens.items():
+        response = await client.get("/users", headers=api.bearer(token))
+        assert response.status == 401, name
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert token not in await response.text()
+
+
+async def test_jwks_publishes_public_keys_only(client: Any) -> None:
+    response = await client.get("/.well-known/jwks.json")
+    assert response.status == 200
+    keys = (await response.json())["keys"]
+    assert len(keys) == 1
+    assert keys[0]["kty"] == "OKP" and keys[0]["crv"] == "Ed25519" and keys[0]["alg"] == "Ed25519"
+    assert "d" not in keys[0]
