@@ -1,0 +1,42 @@
+# Sukverse: `make run` starts the platform, `make test` proves it. Both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export SUKVERSE_CACHE ?= $(HOME)/.cache/sukverse
+UV_VERSION := 0.13.8
+UV := $(SUKVERSE_CACHE)/uv-$(UV_VERSION)/bin/uv
+export UV_CACHE_DIR ?= $(SUKVERSE_CACHE)/uv-cache
+export UV_PYTHON_DOWNLOADS := never
+RUN := $(UV) run --frozen
+
+.PHONY: help run test lint format bench sync
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "installing uv $(UV_VERSION) into $(dir $(UV))"
+	python3 -m venv $(SUKVERSE_CACHE)/uv-$(UV_VERSION)
+	$(SUKVERSE_CACHE)/uv-$(UV_VERSION)/bin/pip install --quiet uv==$(UV_VERSION)
+
+sync: $(UV) ## install the locked environment into .venv
+	$(UV) sync --frozen --all-packages
+
+run: sync ## start every service in one process (embedded mode, SQLite, in-process bus)
+	$(RUN) sukverse up
+
+lint: sync ## ruff (lint and format check), mypy and the import contracts
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy services/*/src
+	$(RUN) lint-imports
+
+format: sync ## apply ruff's fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+test: lint ## lint, then every test tier
+	$(RUN) pytest
+
+bench: sync ## run the benchmarks and rewrite benchmarks/RESULTS.md
+	$(RUN) python -m benchmarks

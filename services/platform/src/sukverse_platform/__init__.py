@@ -1,0 +1,1 @@
+"""The sukverse command: the whole platform in one process, or one service alone."""

@@ -1,0 +1,120 @@
+"""`sukverse up`, `sukverse serve NAME`, `sukverse migrate NAME`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+
+from sukverse_common import db
+from sukverse_common.events.bus import InMemoryBus
+from sukverse_common.logs import configure_logging
+from sukverse_common.settings import ServiceSettings
+from sukverse_platform.registry import DEFAULT_PORT_BASE, SERVICES, ServiceSpec
+
+log = structlog.get_logger("sukverse")
+
+
+def _settings(spec: ServiceSpec, **overrides: Any) -> ServiceSettings:
+    return spec.settings(**{key: value for key, value in overrides.items() if value is not None})
+
+
+async def _serve(
+    specs: Sequence[ServiceSpec],
+    overrides: dict[str, Any],
+    *,
+    port_base: int | None = None,
+    port: int | None = None,
+) -> None:
+    """Start the given services, one shared in-process bus, until SIGINT or SIGTERM."""
+    started = time.perf_counter()
+    shared_bus = InMemoryBus() if len(specs) > 1 else None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runners: list[web.AppRunner] = []
+    try:
+        for spec in specs:
+            if port_base is not None:
+                port = port_base + spec.default_port - DEFAULT_PORT_BASE
+                overrides["auth_url"] = f"http://127.0.0.1:{port_base}"
+            settings = _settings(spec, port=port, **overrides)
+            runner = web.AppRunner(
+                spec.app(settings, bus=shared_bus), access_log=None, handle_signals=False
+            )
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, settings.host, settings.port).start()
+            log.info(
+                "service listening",
+                service=spec.name,
+                url=f"http://{settings.host}:{settings.port}",
+            )
+        if shared_bus is not None:
+            await shared_bus.start()
+        log.info(
+            "ready",
+            services=[spec.name for spec in specs],
+            seconds=round(time.perf_counter() - started, 2),
+        )
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sukverse", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="run every service in one process (embedded mode)")
+    up.add_argument("--data-dir", type=Path, help="where the SQLite files and keys live")
+    up.add_argument(
+        "--port-base",
+        type=int,
+        default=DEFAULT_PORT_BASE,
+        help="auth listens here, the other services on the next five ports",
+    )
+    serve = commands.add_parser("serve", help="run one service")
+    serve.add_argument("service", choices=sorted(SERVICES))
+    serve.add_argument("--port", type=int)
+    migrate = commands.add_parser("migrate", help="upgrade a service's database to the latest")
+    migrate.add_argument("service", choices=sorted(SERVICES))
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "up":
+            configure_logging(_settings(SERVICES["auth"]).log_level)
+            overrides = {"mode": "embedded", "data_dir": args.data_dir}
+            asyncio.run(_serve(list(SERVICES.values()), overrides, port_base=args.port_base))
+        elif args.command == "serve":
+            spec = SERVICES[args.service]
+            configure_logging(_settings(spec).log_level)
+            asyncio.run(_serve([spec], {}, port=args.port))
+        else:
+            spec = SERVICES[args.service]
+            settings = _settings(spec)
+            asyncio.run(db.upgrade(settings.effective_database_url, spec.migrations))
+            print(f"{spec.name}: database at the latest migration")
+    except ValidationError as exc:
+        print(f"sukverse: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    except (RuntimeError, OSError, ValueError) as exc:
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        print(f"sukverse: {exc}{cause}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

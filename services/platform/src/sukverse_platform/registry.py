@@ -1,0 +1,38 @@
+"""The services the platform knows, each with its settings and application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from sukverse_auth.app import MIGRATIONS as AUTH_MIGRATIONS
+from sukverse_auth.app import create_app as create_auth_app
+from sukverse_auth.settings import AuthSettings
+from sukverse_common.events.bus import Bus
+from sukverse_common.settings import ServiceSettings
+
+DEFAULT_PORT_BASE = 8000
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    settings: type[ServiceSettings]
+    create_app: Callable[..., web.Application]
+    migrations: str
+
+    @property
+    def default_port(self) -> int:
+        port: int = self.settings.model_fields["port"].default
+        return port
+
+    def app(self, settings: ServiceSettings, *, bus: Bus | None) -> web.Application:
+        return self.create_app(settings, bus=bus)
+
+
+SERVICES: dict[str, ServiceSpec] = {
+    spec.name: spec
+    for spec in (ServiceSpec("auth", AuthSettings, create_auth_app, AUTH_MIGRATIONS),)
+}
