@@ -31,6 +31,8 @@ def settings(tmp_path: Path) -> AuthSettings:
         login_lockout_seconds=60,
         login_address_limit=10,
         outbox_poll_seconds=0.05,
+        argon2_memory_kib=8 * 1024,  # light hashing keeps the suite quick; the policy is the same
+        argon2_time_cost=1,
     )
 
 

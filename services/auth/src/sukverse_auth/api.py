@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import base64
-import binascii
-from urllib.parse import unquote
+from urllib.parse import unquote_plus
 
 from aiohttp import web
 
@@ -27,7 +26,7 @@ from sukverse_auth.schemas import (
     UsersQuery,
 )
 from sukverse_auth.service import ClientAuthFailed
-from sukverse_common.api import Page, Routes, path_uuid, principal
+from sukverse_common.api import Page, Routes, client_address, path_uuid, principal
 from sukverse_common.errors import BadRequest, Forbidden, UnsupportedMediaType
 
 routes = Routes("auth")
@@ -41,10 +40,6 @@ def user_out(user: User) -> UserOut:
         roles=user.role_names,
         created_at=user.created_at,
     )
-
-
-def _address(request: web.Request) -> str:
-    return request.remote or "unknown"
 
 
 @routes.post(
@@ -62,7 +57,7 @@ async def register(request: web.Request, body: RegisterRequest) -> UserOut:
 async def login(request: web.Request, body: LoginRequest) -> TokenPair:
     """Exchange an email and password for an access token and a refresh token."""
     return await request.app[AUTH].login(
-        email=body.email, password=body.password.get_secret_value(), address=_address(request)
+        email=body.email, password=body.password.get_secret_value(), address=client_address(request)
     )
 
 
@@ -109,9 +104,10 @@ def _client_credentials(request: web.Request, form: object) -> tuple[str, str]:
     if scheme.lower() == "basic":
         try:
             client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII input
             raise ClientAuthFailed() from None
-        return unquote(client_id), unquote(secret)
+        # RFC 6749 §2.3.1: both parts are form-urlencoded before they are joined.
+        return unquote_plus(client_id), unquote_plus(secret)
     assert hasattr(form, "get")
     client_id, secret = form.get("client_id"), form.get("client_secret")
     if isinstance(client_id, str) and isinstance(secret, str):
@@ -126,7 +122,14 @@ async def me(request: web.Request) -> MeOut:
     if caller.user_id is None:
         raise Forbidden("machine clients have no account")
     user = await request.app[AUTH].user(caller.user_id)
-    return MeOut(**user_out(user).model_dump(), scope=sorted(caller.scopes))
+    return MeOut.model_construct(
+        id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        roles=user.role_names,
+        created_at=user.created_at,
+        scope=sorted(caller.scopes),
+    )
 
 
 @routes.get("/.well-known/jwks.json", public=True)

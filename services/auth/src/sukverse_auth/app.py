@@ -89,7 +89,7 @@ def _auth_ctx(settings: AuthSettings) -> CleanupContext:
             await _bootstrap_admin(service, settings)
             yield
         finally:
-            hasher.close()
+            await hasher.close()
 
     return auth
 

@@ -3,11 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import os
 import secrets
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+T = TypeVar("T")
+HASHING_NICENESS = 19
+IDLE_TRIM_SECONDS = 2.0
+
+
+def _lower_priority() -> None:
+    """Hash at the lowest CPU priority (Linux: niceness is per thread), so requests that
+    need no hashing are served at once even while every core is hashing, and a flood of
+    them still leaves logins a small share rather than none."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+
+
+def _release_free_memory() -> None:
+    """Give the heap's free pages back to the system (glibc's malloc_trim).
+
+    Every hash allocates its whole memory cost at once, and glibc keeps such blocks in
+    each hashing thread's heap for reuse, which is what makes hashing fast; once the
+    hashing stops, they are returned.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
 
 
 class Hasher:
@@ -17,29 +47,48 @@ class Hasher:
         self._argon2 = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="argon2", initializer=_lower_priority
+        )
+        self._running = 0
+        self._idle_trim: asyncio.TimerHandle | None = None
         # Verified against when an account does not exist, so the answer takes as long.
         self._decoy = self._argon2.hash(secrets.token_urlsafe(32))
+        _release_free_memory()
+
+    async def _run(self, work: Callable[..., T], *args: str) -> T:
+        loop = asyncio.get_running_loop()
+        if self._idle_trim is not None:
+            self._idle_trim.cancel()
+            self._idle_trim = None
+        self._running += 1
+        try:
+            return await loop.run_in_executor(self._pool, work, *args)
+        finally:
+            self._running -= 1
+            if self._running == 0:
+                self._idle_trim = loop.call_later(IDLE_TRIM_SECONDS, self._trim_when_idle)
+
+    def _trim_when_idle(self) -> None:
+        self._idle_trim = None
+        if self._running == 0:
+            self._pool.submit(_release_free_memory)
 
     async def hash(self, password: str) -> str:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._argon2.hash, password)
+        return await self._run(self._argon2.hash, password)
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         """Check a password; with no hash (no such account) spend the same time and fail."""
-        loop = asyncio.get_running_loop()
         try:
-            return (
-                await loop.run_in_executor(
-                    self._pool, self._argon2.verify, password_hash or self._decoy, password
-                )
-                and password_hash is not None
-            )
+            matched = await self._run(self._argon2.verify, password_hash or self._decoy, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+        return matched and password_hash is not None
 
     def needs_rehash(self, password_hash: str) -> bool:
         return self._argon2.check_needs_rehash(password_hash)
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    async def close(self) -> None:
+        if self._idle_trim is not None:
+            self._idle_trim.cancel()
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)

@@ -44,5 +44,11 @@ class FailureWindow:
         while len(self._failures) > self.max_keys:
             self._failures.popitem(last=False)
 
+    def release(self, key: str) -> None:
+        """Take back the most recent failure of `key` (an attempt counted ahead that passed)."""
+        failures = self._failures.get(key)
+        if failures:
+            failures.pop()
+
     def clear(self, key: str) -> None:
         self._failures.pop(key, None)

@@ -8,29 +8,29 @@ from typing import Annotated, Literal
 
 from pydantic import EmailStr, Field, SecretStr, StringConstraints
 
-from sukverse_common.api import Schema
+from sukverse_common.api import RequestSchema, Schema
 
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Password = Annotated[SecretStr, Field(min_length=1, max_length=4096)]
 RoleName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{1,39}$")]
 
 
-class RegisterRequest(Schema):
+class RegisterRequest(RequestSchema):
     email: EmailStr = Field(max_length=320)
     password: Password
     full_name: FullName
 
 
-class LoginRequest(Schema):
+class LoginRequest(RequestSchema):
     email: Annotated[str, StringConstraints(min_length=1, max_length=320)]
     password: Password
 
 
-class RefreshRequest(Schema):
+class RefreshRequest(RequestSchema):
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
-class LogoutRequest(Schema):
+class LogoutRequest(RequestSchema):
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     all_sessions: bool = False
 
@@ -63,18 +63,18 @@ class MeOut(UserOut):
     scope: list[str]
 
 
-class UsersQuery(Schema):
+class UsersQuery(RequestSchema):
     email: Annotated[str, StringConstraints(max_length=320)] | None = None
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = None
 
 
-class PageQuery(Schema):
+class PageQuery(RequestSchema):
     limit: int = Field(default=100, ge=1, le=200)
     cursor: str | None = None
 
 
-class RoleIn(Schema):
+class RoleIn(RequestSchema):
     name: RoleName
     description: Annotated[str, StringConstraints(max_length=500)] = ""
     permissions: list[str] = Field(max_length=100)
@@ -92,5 +92,5 @@ class PermissionOut(Schema):
     description: str
 
 
-class SetRolesRequest(Schema):
+class SetRolesRequest(RequestSchema):
     roles: list[RoleName] = Field(max_length=20)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from sukverse_auth.domain import (
     password_problems,
     scopes_for,
 )
-from sukverse_auth.models import RefreshToken, Role, RolePermission, User, UserRole
+from sukverse_auth.models import Role, RolePermission, User, UserRole
 from sukverse_auth.passwords import Hasher
 from sukverse_auth.ratelimit import FailureWindow
 from sukverse_auth.schemas import AccessToken, PermissionOut, RoleIn, RoleOut, TokenPair
@@ -42,6 +43,9 @@ from sukverse_common.events.outbox import Outbox
 log = structlog.get_logger(__name__)
 
 WRONG_CREDENTIALS = "the email or password is wrong"
+USER_CACHE_SIZE = 10_000
+GRANTS_CACHE_SECONDS = 5.0
+LAST_ADMIN = "this is the last admin; make another admin first"
 
 
 def _now() -> datetime:
@@ -77,8 +81,9 @@ class AuthService:
         self.address_failures = FailureWindow(
             limit=settings.login_address_limit, window_seconds=settings.login_address_window_seconds
         )
-        # Unknown emails are locked out like real accounts, so lockout reveals nothing.
-        self.unknown_account_failures = FailureWindow(
+        self._users: dict[uuid.UUID, tuple[float, User]] = {}
+        self._grants_snapshot: tuple[float, dict[str, frozenset[str]]] = (0.0, {})
+        self.account_attempts = FailureWindow(
             limit=settings.login_max_failures, window_seconds=settings.login_lockout_seconds
         )
 
@@ -136,64 +141,88 @@ class AuthService:
         return user
 
     async def login(self, *, email: str, password: str, address: str) -> TokenPair:
+        email = normalise_email(email)
         retry = self.address_failures.retry_after(address)
         if retry is not None:
             raise TooManyRequests("too many failed logins from this address", retry_after=retry)
-        email = normalise_email(email)
-        async with self.database.sessions() as session:
-            found = await store.user_by_email(session, email)
-        # Verify before anything else, found or not, so both answers take as long.
-        password_ok = await self.hasher.verify(found.password_hash if found else None, password)
-        now = _now()
-        if found is None:
-            locked_for = self.unknown_account_failures.retry_after(email)
-            self.unknown_account_failures.fail(email)
-            raise self._refuse(address, locked_for)
-        async with self.database.sessions() as session, session.begin():
-            user = await store.user_by_id(session, found.id)
-            if user is None:
-                raise self._refuse(address, None)
-            locked_for = None
-            if user.locked_until is not None and user.locked_until > now:
-                locked_for = int((user.locked_until - now).total_seconds()) + 1
-            if locked_for is None and password_ok and user.is_active:
-                user.failed_logins = 0
-                user.locked_until = None
-                if self.hasher.needs_rehash(user.password_hash):
-                    user.password_hash = await self.hasher.hash(password)
-                self.address_failures.clear(address)
-                return await self._issue_pair(session, user, family_id=uuid.uuid4(), now=now)
-            if locked_for is None:
-                user.failed_logins += 1
-                if user.failed_logins >= self.settings.login_max_failures:
-                    user.failed_logins = 0
-                    user.locked_until = now + timedelta(seconds=self.settings.login_lockout_seconds)
-                    log.warning("account locked after failed logins", user_id=str(user.id))
-        raise self._refuse(address, locked_for)
-
-    def _refuse(self, address: str, locked_for: int | None) -> Unauthorized | TooManyRequests:
+        # Count the attempt before the slow check, so concurrent guesses cannot slip past the
+        # limits; a success takes it back. Unknown accounts are counted like real ones.
+        locked_for = self.account_attempts.retry_after(email)
         self.address_failures.fail(address)
+        self.account_attempts.fail(email)
+        async with self.database.sessions() as session:
+            account = await store.credentials(session, email)
+        # Verify whether the account exists or not, so both answers take as long.
+        password_ok = await self.hasher.verify(account.password_hash if account else None, password)
+        now = _now()
+        if account is not None and account.locked_until is not None and account.locked_until > now:
+            locked_for = int((account.locked_until - now).total_seconds()) + 1
+        if account is not None and locked_for is None and password_ok and account.is_active:
+            self.address_failures.release(address)
+            self.account_attempts.clear(email)
+            async with self.database.sessions() as session, session.begin():
+                changes: dict[str, object] = {}
+                if account.failed_logins or account.locked_until is not None:
+                    changes.update(failed_logins=0, locked_until=None)
+                if self.hasher.needs_rehash(account.password_hash):
+                    changes["password_hash"] = await self.hasher.hash(password)
+                if changes:
+                    await store.update_user(session, account.id, **changes)
+                return await self._issue_pair(
+                    session,
+                    user_id=account.id,
+                    email=email,
+                    roles=account.roles,
+                    family_id=uuid.uuid4(),
+                    now=now,
+                )
+        if account is not None and locked_for is None:
+            await self._count_failure(account.id, now)
         if locked_for is not None:
-            return TooManyRequests("this account is temporarily locked", retry_after=locked_for)
-        return Unauthorized(WRONG_CREDENTIALS)
+            raise TooManyRequests("this account is temporarily locked", retry_after=locked_for)
+        raise Unauthorized(WRONG_CREDENTIALS)
+
+    async def _count_failure(self, user_id: uuid.UUID, now: datetime) -> None:
+        """Persist a failure (one atomic increment) and lock the account at the limit."""
+        async with self.database.sessions() as session, session.begin():
+            failures = await store.count_failed_login(session, user_id)
+            if failures >= self.settings.login_max_failures:
+                until = now + timedelta(seconds=self.settings.login_lockout_seconds)
+                await store.update_user(session, user_id, failed_logins=0, locked_until=until)
+                log.warning("account locked after failed logins", user_id=str(user_id))
+
+    async def _grants(self, session: AsyncSession) -> dict[str, frozenset[str]]:
+        """Every role's permissions, from a snapshot at most GRANTS_CACHE_SECONDS old."""
+        expires, grants = self._grants_snapshot
+        if expires < time.monotonic():
+            grants = await store.all_grants(session)
+            self._grants_snapshot = (time.monotonic() + GRANTS_CACHE_SECONDS, grants)
+        return grants
 
     async def _issue_pair(
-        self, session: AsyncSession, user: User, *, family_id: uuid.UUID, now: datetime
+        self,
+        session: AsyncSession,
+        *,
+        user_id: uuid.UUID,
+        email: str,
+        roles: list[str],
+        family_id: uuid.UUID,
+        now: datetime,
     ) -> TokenPair:
-        roles = user.role_names
-        grants = await store.role_grants(session, roles)
         refresh, refresh_hash = new_refresh_token()
-        session.add(
-            RefreshToken(
-                token_hash=refresh_hash,
-                family_id=family_id,
-                user_id=user.id,
-                issued_at=now,
-                expires_at=now + timedelta(seconds=self.settings.refresh_token_ttl_seconds),
-            )
+        await store.add_refresh_token(
+            session,
+            token_hash=refresh_hash,
+            family_id=family_id,
+            user_id=user_id,
+            issued_at=now,
+            expires_at=now + timedelta(seconds=self.settings.refresh_token_ttl_seconds),
         )
         access = self.issuer.access_token(
-            subject=str(user.id), email=user.email, roles=roles, scopes=scopes_for(roles, grants)
+            subject=str(user_id),
+            email=email,
+            roles=roles,
+            scopes=scopes_for(roles, await self._grants(session)),
         )
         return TokenPair(
             access_token=access, refresh_token=refresh, expires_in=self.issuer.ttl_seconds
@@ -210,7 +239,14 @@ class AuthService:
                 user = await store.user_by_id(session, current.user_id)
                 if user is None or not user.is_active:
                     raise Unauthorized("the account is disabled")
-                return await self._issue_pair(session, user, family_id=current.family_id, now=now)
+                return await self._issue_pair(
+                    session,
+                    user_id=user.id,
+                    email=user.email,
+                    roles=user.role_names,
+                    family_id=current.family_id,
+                    now=now,
+                )
             await store.revoke_families(session, now, family_id=current.family_id)
         log.warning("refresh token reused; family revoked", family_id=str(current.family_id))
         raise Unauthorized("the refresh token was already used; its sessions are revoked")
@@ -238,7 +274,7 @@ class AuthService:
             raise ClientAuthFailed()
         roles = ["service"]
         async with self.database.sessions() as session:
-            granted = scopes_for(roles, await store.role_grants(session, roles))
+            granted = scopes_for(roles, await self._grants(session))
         if scope:
             requested = scope.split()
             unknown = sorted(set(requested) - set(granted))
@@ -255,10 +291,18 @@ class AuthService:
     # -- users ---------------------------------------------------------------------------------
 
     async def user(self, user_id: uuid.UUID) -> User:
+        """An account, from a snapshot at most `user_cache_seconds` old."""
+        now = time.monotonic()
+        cached = self._users.get(user_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         async with self.database.sessions() as session:
             user = await store.user_by_id(session, user_id)
         if user is None:
             raise NotFound("no such user")
+        if len(self._users) >= USER_CACHE_SIZE:
+            self._users.clear()
+        self._users[user_id] = (now + self.settings.user_cache_seconds, user)
         return user
 
     async def users(
@@ -294,12 +338,10 @@ class AuthService:
             previous = user.role_names
             if previous == wanted:
                 return user
-            if (
-                "admin" in previous
-                and "admin" not in wanted
-                and await store.count_users_with_role(session, "admin") <= 1
-            ):
-                raise Conflict("this is the last admin; make another admin first")
+            demoting_admin = "admin" in previous and "admin" not in wanted
+            if demoting_admin and len(await store.lock_role_holders(session, "admin")) <= 1:
+                raise Conflict(LAST_ADMIN)
+            self._users.pop(user.id, None)
             user.roles = [UserRole(role_name=role) for role in wanted]
             user.updated_at = _now()
             await self.outbox.add(
@@ -310,6 +352,8 @@ class AuthService:
                 subject=str(user.id),
             )
             await session.flush()
+            if demoting_admin and await store.count_users_with_role(session, "admin") == 0:
+                raise Conflict(LAST_ADMIN)  # a concurrent demotion got there first
             await session.refresh(user, ["roles"])
         return user
 
@@ -344,6 +388,8 @@ class AuthService:
                 session.add(role)
         except IntegrityError:
             raise Conflict(f"the role {body.name!r} exists") from None
+        finally:
+            self._grants_snapshot = (0.0, {})
         return _role_out(role)
 
     # -- start-up --------------------------------------------------------------------------------
@@ -361,22 +407,30 @@ class AuthService:
                 role.builtin = True
                 if {link.permission for link in role.permissions} != permissions:
                     role.permissions = [RolePermission(permission=p) for p in sorted(permissions)]
+        self._grants_snapshot = (0.0, {})
 
     async def ensure_admin(self, email: str, password: str) -> bool:
-        """Create the bootstrap admin, or give an existing account the admin role.
+        """Create the bootstrap admin; returns True when the account was created.
 
-        Returns True when the account was created.
+        An existing account is made admin only when the configured password is its password:
+        naming someone else's email must not hand them the platform.
         """
         email = normalise_email(email)
         async with self.database.sessions() as session:
-            existing = await store.user_by_email(session, email)
-        if existing is None:
+            account = await store.credentials(session, email)
+        if account is None:
             await self.register(
                 email=email, password=password, full_name="Administrator", roles=["admin"]
             )
             return True
-        if "admin" not in existing.role_names:
-            await self.set_roles(existing.id, [*existing.role_names, "admin"], by=None)
+        if "admin" in account.roles:
+            return False
+        if not await self.hasher.verify(account.password_hash, password):
+            raise RuntimeError(
+                "SUKVERSE_ADMIN_EMAIL names an existing account that is not an admin and "
+                "SUKVERSE_ADMIN_PASSWORD is not its password; refusing to make it admin"
+            )
+        await self.set_roles(account.id, [*account.roles, "admin"], by=None)
         return False
 
     async def any_admin(self) -> bool:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sukverse_auth.models import RefreshToken, Role, User, UserRole
+from sukverse_auth.models import RefreshToken, Role, RolePermission, User, UserRole
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:
@@ -38,11 +39,54 @@ async def roles(session: AsyncSession, names: Sequence[str] | None = None) -> Se
     return (await session.scalars(query)).all()
 
 
-async def role_grants(session: AsyncSession, names: Sequence[str]) -> dict[str, frozenset[str]]:
-    return {
-        role.name: frozenset(link.permission for link in role.permissions)
-        for role in await roles(session, names)
-    }
+async def all_grants(session: AsyncSession) -> dict[str, frozenset[str]]:
+    """Every role's permissions, in one query."""
+    grants: dict[str, set[str]] = {}
+    rows = await session.execute(select(RolePermission.role_name, RolePermission.permission))
+    for role, permission in rows:
+        grants.setdefault(role, set()).add(permission)
+    return {role: frozenset(permissions) for role, permissions in grants.items()}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a login needs of an account, read in one query."""
+
+    id: uuid.UUID
+    password_hash: str
+    is_active: bool
+    failed_logins: int
+    locked_until: datetime | None
+    roles: list[str]
+
+
+async def credentials(session: AsyncSession, email: str) -> Credentials | None:
+    rows = (
+        await session.execute(
+            select(
+                User.id,
+                User.password_hash,
+                User.is_active,
+                User.failed_logins,
+                User.locked_until,
+                UserRole.role_name,
+            )
+            .outerjoin(UserRole, UserRole.user_id == User.id)
+            .where(User.email == email)
+            .order_by(UserRole.role_name)
+        )
+    ).all()
+    if not rows:
+        return None
+    first = rows[0]
+    return Credentials(
+        id=first.id,
+        password_hash=first.password_hash,
+        is_active=first.is_active,
+        failed_logins=first.failed_logins,
+        locked_until=first.locked_until,
+        roles=[row.role_name for row in rows if row.role_name is not None],
+    )
 
 
 async def count_users_with_role(session: AsyncSession, role: str) -> int:
@@ -81,3 +125,45 @@ async def revoke_families(
     if user_id is not None:
         query = query.where(RefreshToken.user_id == user_id)
     await session.execute(query)
+
+
+async def update_user(session: AsyncSession, user_id: uuid.UUID, **values: object) -> None:
+    await session.execute(update(User).where(User.id == user_id).values(**values))
+
+
+async def add_refresh_token(
+    session: AsyncSession,
+    *,
+    token_hash: str,
+    family_id: uuid.UUID,
+    user_id: uuid.UUID,
+    issued_at: datetime,
+    expires_at: datetime,
+) -> None:
+    await session.execute(
+        insert(RefreshToken).values(
+            id=uuid.uuid4(),
+            token_hash=token_hash,
+            family_id=family_id,
+            user_id=user_id,
+            issued_at=issued_at,
+            expires_at=expires_at,
+        )
+    )
+
+
+async def count_failed_login(session: AsyncSession, user_id: uuid.UUID) -> int:
+    """Add one failed login, atomically; return the count."""
+    count = await session.scalar(
+        update(User)
+        .where(User.id == user_id)
+        .values(failed_logins=User.failed_logins + 1)
+        .returning(User.failed_logins)
+    )
+    return count or 0
+
+
+async def lock_role_holders(session: AsyncSession, role: str) -> Sequence[uuid.UUID]:
+    """The holders of a role, locked until the transaction ends (PostgreSQL)."""
+    query = select(UserRole.user_id).where(UserRole.role_name == role).with_for_update()
+    return (await session.scalars(query)).all()

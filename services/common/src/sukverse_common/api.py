@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any, Generic, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
 from sukverse_common.errors import (
     MalformedBody,
@@ -17,7 +18,7 @@ from sukverse_common.errors import (
     ValidationFailed,
     field_errors,
 )
-from sukverse_common.keys import PRINCIPAL
+from sukverse_common.keys import PRINCIPAL, SETTINGS
 from sukverse_common.security import Principal
 
 PUBLIC_ATTR = "__sukverse_public__"
@@ -29,9 +30,33 @@ Handler = Callable[..., Awaitable[Any]]
 
 
 class Schema(BaseModel):
-    """Base of request and response bodies: unknown fields are an error, not ignored."""
+    """Base of response bodies: unknown fields are an error, not ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class RequestSchema(Schema):
+    """Base of request bodies and queries: also refuses NUL characters in text, which
+    PostgreSQL cannot store."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if _has_nul(value):
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, SecretStr):
+        return "\x00" in value.get_secret_value()
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_has_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
 
 
 class Page(Schema, Generic[T]):
@@ -71,6 +96,28 @@ def principal(request: web.Request) -> Principal:
     return caller
 
 
+def client_address(request: web.Request) -> str:
+    """The client's address: the peer, or behind trusted proxies (an ingress), the nearest
+    address in X-Forwarded-For that is not one of them."""
+    peer = request.remote or "unknown"
+    trusted = request.app[SETTINGS].trusted_proxies
+    if not trusted or not _is_trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",")]
+    for hop in reversed([hop for hop in hops if hop]):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return peer
+
+
+def _is_trusted(address: str, trusted: Sequence[IPv4Network | IPv6Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
 def path_uuid(request: web.Request, name: str = "id") -> uuid.UUID:
     """A UUID path parameter; anything else names nothing, so it is a 404."""
     try:
@@ -104,9 +151,7 @@ def render(result: Any, status: int) -> web.StreamResponse:
     if result is None:
         return web.Response(status=204 if status == 200 else status)
     if isinstance(result, BaseModel):
-        return web.Response(
-            body=result.model_dump_json(), status=status, content_type=JSON, charset="utf-8"
-        )
+        return web.Response(body=result.model_dump_json(), status=status, content_type=JSON)
     raise TypeError(f"a handler returned {type(result).__name__}")
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import re
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import structlog
@@ -15,7 +16,7 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from sukverse_common import db
+from sukverse_common import db, logs
 from sukverse_common.api import Routes, is_public, mark_public
 from sukverse_common.errors import (
     Problem,
@@ -47,6 +48,15 @@ log = structlog.get_logger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_REQUEST_ID_PREFIX = secrets.token_hex(4)
+_request_numbers = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    """Unique without a system call: a random prefix per process and a counter."""
+    return f"{_REQUEST_ID_PREFIX}-{next(_request_numbers):x}"
+
+
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 UNAVAILABLE = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
@@ -57,76 +67,70 @@ def _route_template(request: web.Request) -> str:
 
 
 @web.middleware
-async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, JSON access log and per-route metrics, for every request."""
+async def service_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request: an id, a JSON access-log line and metrics per route template; deny by
+    default (only routes marked public skip the token check); every error leaves as
+    application/problem+json with nothing internal in it. One middleware, not three: each
+    layer costs on every request."""
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = incoming if VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request_id = incoming if VALID_REQUEST_ID.match(incoming) else _new_request_id()
     request[REQUEST_ID] = request_id
     metrics = request.app[METRICS]
     route = _route_template(request)
     started = time.perf_counter()
-    status = 500
     metrics.in_flight.inc()
-    with structlog.contextvars.bound_contextvars(request_id=request_id):
-        try:
-            response = await handler(request)
-            status = response.status
-            response.headers[REQUEST_ID_HEADER] = request_id
-            return response
-        finally:
-            elapsed = time.perf_counter() - started
-            metrics.in_flight.dec()
-            metrics.requests.labels(metrics.service, request.method, route, str(status)).inc()
-            metrics.latency.labels(metrics.service, request.method, route).observe(elapsed)
-            log.info(
-                "request",
-                method=request.method,
-                route=route,
-                path=request.path,
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-            )
-
-
-@web.middleware
-async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error leaves as application/problem+json; nothing internal leaks."""
+    bound = logs.request_id.set(request_id)
+    response: web.StreamResponse | None = None
     try:
-        return await handler(request)
-    except Problem as problem:
-        return render_problem(problem, request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
+        try:
+            await _authenticate(request)
+            response = await handler(request)
+        except asyncio.CancelledError:
             raise
-        max_body = request.app[SETTINGS].max_body_bytes
-        return render_http_exception(exc, request, max_body_bytes=max_body)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        if isinstance(exc, UNAVAILABLE) or (
-            isinstance(exc, DBAPIError) and exc.connection_invalidated
-        ):
-            log.warning("dependency unavailable", error=type(exc).__name__)
-            return render_problem(ServiceUnavailable("a dependency is unavailable; retry"), request)
-        log.exception("unhandled error")
-        return problem_response(
-            status=500,
-            type_uri=Problem().type_uri,
-            title=Problem.title,
-            instance=request.path,
+        except Exception as exc:
+            response = _problem_for(exc, request)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics.in_flight.dec()
+        status = response.status if response is not None else 500
+        metrics.observe_request(request.method, route, status, elapsed)
+        log.info(
+            "request",
+            method=request.method,
+            route=route,
+            path=request.path,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
         )
+        logs.request_id.reset(bound)
 
 
-@web.middleware
-async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Deny by default: only routes marked public are reachable without a valid token."""
+async def _authenticate(request: web.Request) -> None:
     if request.match_info.http_exception is not None or is_public(request.match_info.handler):
-        return await handler(request)
+        return
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send an access token as `Authorization: Bearer <token>`")
     request[PRINCIPAL] = await request.app[VERIFIER].verify(token.strip())
-    return await handler(request)
+
+
+def _problem_for(exc: Exception, request: web.Request) -> web.StreamResponse:
+    if isinstance(exc, Problem):
+        return render_problem(exc, request)
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            return exc  # a redirect is a response
+        max_body = request.app[SETTINGS].max_body_bytes
+        return render_http_exception(exc, request, max_body_bytes=max_body)
+    if isinstance(exc, UNAVAILABLE) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        log.warning("dependency unavailable", error=type(exc).__name__)
+        return render_problem(ServiceUnavailable("a dependency is unavailable; retry"), request)
+    log.error("unhandled error", exc_info=exc)
+    return problem_response(
+        status=500, type_uri=Problem().type_uri, title=Problem.title, instance=request.path
+    )
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -170,9 +174,9 @@ def create_service_app(
     verifier: TokenVerifier | None = None,
 ) -> web.Application:
     """A service's application; its own `create_app` adds domain routes and lifecycles."""
-    app = web.Application(
-        middlewares=[observe, problems, authenticate], client_max_size=settings.max_body_bytes
-    )
+    if bus is None and settings.bus != "memory":
+        raise RuntimeError(f"the {settings.bus!r} bus is not available in this build")
+    app = web.Application(middlewares=[service_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = Metrics(settings.service_name)
     app[OUTBOX] = Outbox(messaging.outbox)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -24,6 +25,18 @@ SECRET_KEYS = frozenset(
     }
 )
 REDACTED = "[redacted]"
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def add_request_id(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Stamp every line logged while a request is handled with its id."""
+    current = request_id.get()
+    if current is not None:
+        event.setdefault("request_id", current)
+    return event
 
 
 def redact_secrets(
@@ -45,10 +58,26 @@ def redact_secrets(
     return event
 
 
+class StdoutLogger:
+    """Writes each line to the current `sys.stdout`, so loggers cached on first use keep
+    working when stdout is replaced (a test's capture, a redirect)."""
+
+    def __init__(self, *_args: Any) -> None:
+        pass
+
+    def msg(self, message: str) -> None:
+        stream = sys.stdout
+        stream.write(message + "\n")
+        stream.flush()
+
+    log = debug = info = warn = warning = error = err = critical = exception = fatal = msg
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Route structlog and the standard library through one JSON renderer on stdout."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_request_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_secrets,
@@ -60,8 +89,8 @@ def configure_logging(level: str = "INFO") -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
-        cache_logger_on_first_use=False,
+        logger_factory=StdoutLogger,
+        cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(

@@ -63,9 +63,23 @@ class Metrics:
             ["service", "consumer"],
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.db_pool_checked_out = Gauge(
             "sukverse_db_pool_connections_in_use",
             "Database connections checked out of the pool.",
             ["service"],
             registry=self.registry,
         ).labels(service)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count a request and its latency; label children are looked up once per key."""
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(self.service, method, route, str(status)),
+                self.latency.labels(self.service, method, route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)

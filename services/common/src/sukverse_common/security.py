@@ -6,6 +6,7 @@ import base64
 import json
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ log = structlog.get_logger(__name__)
 
 ACCESS_TOKEN_ALGORITHMS = ["Ed25519"]
 CLOCK_SKEW_SECONDS = 30
+MAX_HEADER_CHARS = 1024
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,7 @@ class Principal:
     scopes: frozenset[str]
     token_id: str
     expires_at: int
-
-    @property
-    def user_id(self) -> uuid.UUID | None:
-        try:
-            return uuid.UUID(self.subject)
-        except ValueError:
-            return None
+    user_id: uuid.UUID | None  # None for machine clients
 
     def has(self, permission: str) -> bool:
         return permission in self.scopes
@@ -54,7 +50,11 @@ KeyLoader = Callable[[], Awaitable[KeySet]]
 
 
 class TokenVerifier:
-    """Verifies access tokens, caching the key set and re-reading it on an unknown `kid`."""
+    """Verifies access tokens, caching the key set and re-reading it on an unknown `kid`.
+
+    A token that verified once is remembered until it expires, so a client that sends the
+    same token on every call pays for the signature check once.
+    """
 
     def __init__(
         self,
@@ -63,6 +63,7 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         min_refresh_seconds: float = 10.0,
+        cache_size: int = 10_000,
     ) -> None:
         self._load_keys = load_keys
         self._issuer = issuer
@@ -70,6 +71,8 @@ class TokenVerifier:
         self._min_refresh = min_refresh_seconds
         self._keys: KeySet | None = None
         self._loaded_at = 0.0
+        self._verified: OrderedDict[str, Principal] = OrderedDict()
+        self._cache_size = cache_size
         self._claims = jwt.JWTClaimsRegistry(
             leeway=CLOCK_SKEW_SECONDS,
             iss={"essential": True, "value": issuer},
@@ -93,6 +96,18 @@ class TokenVerifier:
         return key if isinstance(key, OKPKey) else None
 
     async def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.expires_at + CLOCK_SKEW_SECONDS > time.time():
+                return cached
+            del self._verified[token]
+        principal = await self._verify(token)
+        self._verified[token] = principal
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> Principal:
         header = _unverified_header(token)
         if header.get("alg") not in ACCESS_TOKEN_ALGORITHMS:
             raise Unauthorized("the access token's algorithm is not accepted")
@@ -107,8 +122,10 @@ class TokenVerifier:
             raise Unauthorized("the access token is invalid or expired") from exc
         if claims.get("token_use") != "access":
             raise Unauthorized("this is not an access token")
+        subject = str(claims["sub"])
         return Principal(
-            subject=str(claims["sub"]),
+            subject=subject,
+            user_id=_uuid_or_none(subject),
             email=claims.get("email"),
             roles=frozenset(claims.get("roles", [])),
             scopes=frozenset(str(claims.get("scope", "")).split()),
@@ -117,12 +134,21 @@ class TokenVerifier:
         )
 
 
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
 def _unverified_header(token: str) -> dict[str, Any]:
     """The JOSE header, read only to choose the key; nothing in it is trusted."""
+    encoded = token.split(".", 1)[0]
+    if len(encoded) > MAX_HEADER_CHARS:
+        raise Unauthorized("the access token is malformed")
     try:
-        encoded = token.split(".", 1)[0]
         header = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise Unauthorized("the access token is malformed") from exc
     if not isinstance(header, dict):
         raise Unauthorized("the access token is malformed")

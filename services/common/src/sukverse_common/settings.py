@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, IPvAnyNetwork, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -56,6 +56,7 @@ class ServiceSettings(BaseSettings):
     token_issuer: str = "sukverse-auth"
     token_audience: str = "sukverse"
     jwks_min_refresh_seconds: float = 10.0
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"

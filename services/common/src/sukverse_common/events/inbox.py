@@ -38,7 +38,7 @@ class EventContext:
 
 EventHandler = Callable[[EventContext, Any], Awaitable[None]]
 
-TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError, OSError)
+TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -152,6 +153,8 @@ class OutboxRelay:
         published = 0
         while True:
             async with self.database.sessions() as session, session.begin():
+                if not await self._lead(session):
+                    break
                 rows = (
                     await session.execute(
                         select(table.c.id, table.c.topic, table.c.aggregate_id, table.c.payload)
@@ -179,6 +182,15 @@ class OutboxRelay:
             published += len(rows)
         await self._observe_backlog()
         return published
+
+    async def _lead(self, session: AsyncSession) -> bool:
+        """One relay per database at a time, so events leave in commit order per key even
+        with many replicas; the others find the lock taken and wait for the next round."""
+        if self.database.dialect != "postgresql":
+            return True  # SQLite serialises writers already
+        key = zlib.crc32(f"sukverse-outbox:{self.outbox.table.name}".encode())
+        leading = await session.scalar(select(func.pg_try_advisory_xact_lock(key)))
+        return bool(leading)
 
     async def _observe_backlog(self) -> None:
         table = self.outbox.table
