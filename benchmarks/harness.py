@@ -1,0 +1,191 @@
+"""Processes, load generation and measurement shared by the benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    memory = psutil.virtual_memory().total / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {platform.python_version()}"
+
+
+def ensure_wrk() -> str:
+    """wrk, the load generator, from Debian's package when it is missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("installing wrk (Debian package)", flush=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise RuntimeError("wrk is not installed and apt-get could not install it")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_json(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> Any:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> float:
+    """Seconds until `url` answers 200, polling every 10 ms."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"the process exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return time.perf_counter() - started
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError(f"{url} was not ready within {timeout} s")
+
+
+@contextmanager
+def process(
+    args: Sequence[str], *, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        list(args),
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def data_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="sukverse-bench-") as path:
+        yield Path(path)
+
+
+def sukverse(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sukverse_platform.cli", *args]
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"wrk printed a latency this does not read: {text!r}")
+    value, unit = match.groups()
+    return float(value) * _UNITS[unit]
+
+
+def wrk(
+    url: str,
+    *,
+    seconds: int,
+    connections: int,
+    headers: dict[str, str] | None = None,
+    script: Path | None = None,
+) -> WrkResult:
+    args = [ensure_wrk(), "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for name, value in (headers or {}).items():
+        args += ["-H", f"{name}: {value}"]
+    if script is not None:
+        args += ["-s", str(script)]
+    output = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    failed = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    errors = int(bad.group(1)) if bad else 0
+    errors += sum(int(n) for n in failed.groups()) if failed else 0
+    return WrkResult(rps, p50, p99, errors)
+
+
+async def paced_latencies(
+    url: str, *, headers: dict[str, str], rate: float, seconds: float
+) -> list[float]:
+    """Latencies (ms) of requests sent at a fixed rate, one at a time, open loop."""
+    latencies: list[float] = []
+    interval = 1 / rate
+    async with aiohttp.ClientSession(headers=headers) as session:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        n = 0
+        while loop.time() - start < seconds:
+            sent = time.perf_counter()
+            async with session.get(url) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{url} answered {response.status}")
+            latencies.append((time.perf_counter() - sent) * 1000)
+            n += 1
+            await asyncio.sleep(max(0.0, start + n * interval - loop.time()))
+    return latencies
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    cuts: list[float] = statistics.quantiles(values, n=100, method="inclusive")
+    return cuts[int(q) - 1]
+
+
+def rss_mb(pid: int) -> float:
+    rss: int = psutil.Process(pid).memory_info().rss
+    return rss / 2**20
