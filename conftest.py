@@ -1,10 +1,20 @@
-"""Fixtures shared by every test tier."""
+"""Fixtures shared by every test tier, including the real servers that hack/ provisions."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
+import asyncpg
 import pytest
+
+HACK = Path(__file__).resolve().parent / "hack"
 
 
 @pytest.fixture(autouse=True)
@@ -13,3 +23,126 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("SUKVERSE_"):
             monkeypatch.delenv(name)
+
+
+def hack(script: str, *args: str) -> str:
+    """Run a hack/ script; its one line of stdout is the result. A failure fails loudly."""
+    result = subprocess.run(
+        ["bash", str(HACK / script), *args], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"hack/{script} {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}"
+        )
+    return result.stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A real server started by a hack/ script, which a fault test may stop and restart."""
+
+    script: str
+    directory: Path
+    port: int
+    address: str = ""
+
+    def start(self) -> str:
+        self.address = hack(self.script, "start", str(self.directory), str(self.port))
+        return self.address
+
+    def stop(self) -> None:
+        hack(self.script, "stop", str(self.directory))
+
+    def discard(self, session: pytest.Session) -> None:
+        """Stop, and remove the data and logs unless something failed (then keep them)."""
+        self.stop()
+        if session.testsfailed == 0:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _short_dir(name: str) -> Path:
+    # Unix socket paths are limited to 107 bytes, and pytest's are long.
+    base = Path(os.environ.get("SUKVERSE_TEST_RUN_DIR", "/tmp/sukverse-test"))
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / f"{name}-{os.getpid()}"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """A throw-away PostgreSQL cluster for the whole run (hack/postgres.sh)."""
+    hack("postgres.sh", "install")
+    server = Server("postgres.sh", _short_dir("pg"), free_port())
+    server.start()
+    yield server
+    server.discard(request.session)
+
+
+@pytest.fixture
+def private_postgres_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """A PostgreSQL cluster of one test's own, for a test that stops and restarts it."""
+    hack("postgres.sh", "install")
+    server = Server("postgres.sh", _short_dir(f"pg-{uuid.uuid4().hex[:8]}"), free_port())
+    server.start()
+    yield server
+    server.discard(request.session)
+
+
+@pytest.fixture(scope="session")
+def kafka_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """A single-node KRaft Kafka broker for the whole run (hack/kafka.sh)."""
+    hack("kafka.sh", "install")
+    server = Server("kafka.sh", _short_dir("kafka"), free_port())
+    server.start()
+    yield server
+    server.discard(request.session)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A real kube-apiserver with etcd for the whole run (hack/kube.sh)."""
+    hack("kube.sh", "install")
+    directory = _short_dir("kube")
+    path = Path(hack("kube.sh", "start", str(directory)))
+    yield path
+    hack("kube.sh", "stop", str(directory))
+    if request.session.testsfailed == 0:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+TIERS = [
+    pytest.param("embedded", id="embedded"),
+    pytest.param("real", id="real", marks=pytest.mark.real),
+]
+
+
+@pytest.fixture(params=TIERS)
+def tier(request: pytest.FixtureRequest) -> str:
+    """Service tests run twice: embedded (SQLite, in-process bus) and real (PostgreSQL, Kafka)."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def database_url(tier: str, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """Empty for the embedded tier (each service's SQLite file); a fresh PostgreSQL
+    database, dropped afterwards, for the real tier."""
+    if tier == "embedded":
+        yield ""
+        return
+    server: Server = request.getfixturevalue("postgres_server")
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(server.address)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield server.address.rsplit("/", 1)[0] + f"/{name}"
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()

@@ -1,4 +1,4 @@
-"""Fixtures of the auth service tests: the real app on SQLite with its in-process bus."""
+"""Fixtures of the auth service tests: the real app on each tier (see the root conftest)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ OPERATOR_SECRET = "operator-secret-0123456789abcdef"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> AuthSettings:
+def settings(tmp_path: Path, database_url: str) -> AuthSettings:
     return AuthSettings(
         data_dir=tmp_path,
+        database_url=database_url,
         admin_email=ADMIN_EMAIL,
         admin_password=ADMIN_PASSWORD,
         service_clients={"operator": OPERATOR_SECRET},
@@ -58,7 +59,8 @@ MakeClient = Callable[..., Awaitable[Client]]
 
 
 @pytest.fixture
-async def client(aiohttp_client: MakeClient, settings: AuthSettings, bus: InMemoryBus) -> Client:
+async def client(settings: AuthSettings, bus: InMemoryBus, aiohttp_client: MakeClient) -> Client:
+    # aiohttp_client comes last, so the app stops before its database is dropped.
     client = await aiohttp_client(create_app(settings, bus=bus))
     await bus.start()
     return client

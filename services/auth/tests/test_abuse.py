@@ -49,7 +49,7 @@ async def test_concurrent_guesses_cannot_pass_the_address_limit(client: Any) -> 
 
 
 async def test_forwarded_addresses_count_only_behind_a_trusted_proxy(
-    aiohttp_client: Any, settings: AuthSettings
+    settings: AuthSettings, aiohttp_client: Any
 ) -> None:
     behind = settings.model_copy(update={"trusted_proxies": [ip_network("127.0.0.0/8")]})
     client = await aiohttp_client(create_app(behind))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ async def test_docs_are_served_with_their_assets(client: Any) -> None:
 
 
 async def test_a_restart_keeps_accounts_and_keys(
-    aiohttp_client: Any, settings: AuthSettings
+    settings: AuthSettings, aiohttp_client: Any
 ) -> None:
     first = await aiohttp_client(create_app(settings))
     response = await first.post(
@@ -96,10 +97,10 @@ async def test_a_restart_keeps_accounts_and_keys(
     assert (await me.json())["email"] == "keep@example.com"
 
 
-def test_migrations_match_the_models(tmp_path: Path) -> None:
-    config = alembic_config(f"sqlite+aiosqlite:///{tmp_path / 'check.db'}", MIGRATIONS)
-    command.upgrade(config, "head")
-    command.check(config)
+async def test_migrations_match_the_models(settings: AuthSettings) -> None:
+    config = alembic_config(settings.effective_database_url, MIGRATIONS)
+    await asyncio.to_thread(command.upgrade, config, "head")
+    await asyncio.to_thread(command.check, config)
 
 
 async def test_cluster_mode_refuses_a_stale_schema(tmp_path: Path) -> None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
+from sqlalchemy import select
 
+from sukverse_auth.models import User
+from sukverse_common.keys import DATABASE
 from sukverse_common.logs import configure_logging
 
 
@@ -51,10 +52,10 @@ async def test_flows_leave_no_secret_in_logs_or_bodies(
     ):
         bodies.append(await response.text())
 
-    with sqlite3.connect(Path(settings.data_dir) / "auth.db") as db:
-        (stored_hash,) = db.execute(
-            "SELECT password_hash FROM users WHERE email = 'sec@example.com'"
-        ).fetchone()
+    async with client.app[DATABASE].sessions() as session:
+        stored_hash = await session.scalar(
+            select(User.password_hash).where(User.email == "sec@example.com")
+        )
     assert stored_hash.startswith("$argon2id$")
     logs = json_logs.readouterr()
     output = logs.out + logs.err
