@@ -7,7 +7,7 @@ import shutil
 import socket
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +104,31 @@ def kafka_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     server.start()
     yield server
     server.discard(request.session)
+
+
+@pytest.fixture
+def prometheus(request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
+    """Start a real Prometheus (hack/prometheus.sh) with a given configuration; its URL."""
+    hack("prometheus.sh", "install")
+    started: list[Path] = []
+
+    def start(config: str) -> str:
+        directory = _short_dir(f"prom-{uuid.uuid4().hex[:8]}")
+        (directory / "prometheus.yml").write_text(config)
+        started.append(directory)
+        return hack(
+            "prometheus.sh",
+            "start",
+            str(directory),
+            str(free_port()),
+            str(directory / "prometheus.yml"),
+        )
+
+    yield start
+    for directory in started:
+        hack("prometheus.sh", "stop", str(directory))
+        if request.session.testsfailed == 0:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
