@@ -9,7 +9,7 @@ export UV_CACHE_DIR ?= $(SUKVERSE_CACHE)/uv-cache
 export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --frozen
 
-.PHONY: help run test lint format bench sync
+.PHONY: help run test lint format bench sync infra
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,7 +35,13 @@ format: sync ## apply ruff's fixes and formatting
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-test: lint ## lint, then every test tier
+infra: ## install the real servers the tests run against (see hack/README.md)
+	bash hack/postgres.sh install
+	bash hack/kafka.sh install
+	bash hack/kube.sh install
+	bash hack/prometheus.sh install
+
+test: lint infra ## lint, install the real servers, then run every test tier
 	$(RUN) pytest
 
 bench: sync ## run the benchmarks and rewrite benchmarks/RESULTS.md
