@@ -171,3 +171,18 @@ async def database_url(tier: str, request: pytest.FixtureRequest) -> AsyncIterat
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+def bus_settings(tier: str, request: pytest.FixtureRequest) -> dict[str, object]:
+    """Nothing for the embedded tier (the in-process bus); for the real tier, the Kafka
+    broker with topics and groups under a prefix of this test's own."""
+    if tier == "embedded":
+        return {}
+    server: Server = request.getfixturevalue("kafka_server")
+    return {
+        "bus": "kafka",
+        "kafka_bootstrap_servers": server.address,
+        "kafka_topic_prefix": f"t{uuid.uuid4().hex[:12]}.",
+        "kafka_partitions": 1,
+    }

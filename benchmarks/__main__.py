@@ -5,37 +5,54 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from benchmarks import auth
+from benchmarks import auth, events
+from benchmarks.auth import Row
 from benchmarks.harness import machine
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+TABLE_HEAD = [
+    "| measure | value | baseline (same run) | ratio | target | met |",
+    "|---|---|---|---|---|---|",
+]
+
+
+def table(rows: list[Row]) -> list[str]:
+    return TABLE_HEAD + [
+        f"| {row.name} | {row.value} | {row.baseline} | {row.ratio} | {row.target} | "
+        f"{'yes' if row.met else '**no**'} |"
+        for row in rows
+    ]
 
 
 def main() -> None:
-    rows = auth.run()
+    auth_rows = auth.run()
+    event_rows = events.run()
     lines = [
         "# Benchmark results",
         "",
         f"Measured {dt.date.today().isoformat()} on {machine()} by `make bench`. Each ratio is",
         "against a baseline measured in the same run on the same machine; load comes from",
-        "`wrk` (one thread) or a paced asyncio client on loopback.",
-        "",
-        "Conditions: services run as `sukverse serve`/`up` with `SUKVERSE_LOG_LEVEL=WARNING`",
-        "(no access-log line per request) on the embedded SQLite database; argon2id with the",
-        f"service's default parameters ({auth.hash_parameters()}). The p99 figures come from",
-        "800 requests at 100/s, idle and then while `wrk` keeps every hashing thread busy with",
-        "logins. Idle memory is the resident set 2 s after the last request.",
+        "`wrk` (one thread) or a paced asyncio client on loopback. Run it on a quiet machine.",
         "",
         "## Auth service",
         "",
-        "| measure | value | baseline (same run) | ratio | target | met |",
-        "|---|---|---|---|---|---|",
+        "Services run as `sukverse serve`/`up` with `SUKVERSE_LOG_LEVEL=WARNING` (no access-log",
+        "line per request) on the embedded SQLite database; argon2id with the service's default",
+        f"parameters ({auth.hash_parameters()}). The p99 figures come from 800 requests at",
+        "100/s, idle and then while `wrk` keeps every hashing thread busy with logins. Idle",
+        "memory is the resident set 2 s after the last request.",
+        "",
+        *table(auth_rows),
+        "",
+        "## Events on Kafka",
+        "",
+        "Single-node KRaft broker from hack/kafka.sh. The producing side (SQLite outbox and",
+        "relay) runs in one process, the consuming side (KafkaBus and InboxDispatcher on SQLite)",
+        "in another. The raw loop is an idempotent acks=all aiokafka producer and a consumer",
+        "group committing each fetch, with payloads of the same size.",
+        "",
+        *table(event_rows),
     ]
-    for row in rows:
-        met = "yes" if row.met else "**no**"
-        lines.append(
-            f"| {row.name} | {row.value} | {row.baseline} | {row.ratio} | {row.target} | {met} |"
-        )
     RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient
 
 from sukverse_auth.app import create_app
 from sukverse_auth.settings import AuthSettings
-from sukverse_common.events.bus import InMemoryBus
+from sukverse_common.app import build_bus
+from sukverse_common.events.bus import Bus
 from sukverse_common.events.envelope import CloudEvent
 
 ADMIN_EMAIL = "admin@example.com"
@@ -21,10 +22,11 @@ OPERATOR_SECRET = "operator-secret-0123456789abcdef"
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> AuthSettings:
+def settings(tmp_path: Path, database_url: str, bus_settings: dict[str, Any]) -> AuthSettings:
     return AuthSettings(
         data_dir=tmp_path,
         database_url=database_url,
+        **bus_settings,
         admin_email=ADMIN_EMAIL,
         admin_password=ADMIN_PASSWORD,
         service_clients={"operator": OPERATOR_SECRET},
@@ -38,12 +40,15 @@ def settings(tmp_path: Path, database_url: str) -> AuthSettings:
 
 
 @pytest.fixture
-def bus() -> InMemoryBus:
-    return InMemoryBus()
+async def bus(settings: AuthSettings) -> AsyncIterator[Bus]:
+    """The tier's bus, shared by the app and the test; started once the app subscribed."""
+    bus = build_bus(settings)
+    yield bus
+    await bus.stop()
 
 
 @pytest.fixture
-def published(bus: InMemoryBus) -> list[CloudEvent]:
+def published(bus: Bus) -> list[CloudEvent]:
     """Every event the service publishes on its topic."""
     events: list[CloudEvent] = []
 
@@ -59,7 +64,10 @@ MakeClient = Callable[..., Awaitable[Client]]
 
 
 @pytest.fixture
-async def client(settings: AuthSettings, bus: InMemoryBus, aiohttp_client: MakeClient) -> Client:
+async def client(
+    settings: AuthSettings, bus: Bus, published: list[CloudEvent], aiohttp_client: MakeClient
+) -> Client:
+    # The test's own subscription (`published`) is made before the bus starts.
     # aiohttp_client comes last, so the app stops before its database is dropped.
     client = await aiohttp_client(create_app(settings, bus=bus))
     await bus.start()

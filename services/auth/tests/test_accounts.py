@@ -9,7 +9,7 @@ from typing import Any
 
 from sukverse_auth.app import create_app
 from sukverse_auth.settings import AuthSettings
-from sukverse_common.events.bus import InMemoryBus
+from sukverse_common.events.bus import Bus
 from sukverse_common.events.envelope import CloudEvent
 
 PASSWORD = "correct horse battery staple"
@@ -80,7 +80,7 @@ async def test_long_passphrases_with_spaces_and_unicode_are_accepted(api: Any) -
 
 
 async def test_wrong_password_and_unknown_email_look_and_take_the_same(
-    settings: AuthSettings, bus: InMemoryBus, aiohttp_client: Any
+    settings: AuthSettings, bus: Bus, aiohttp_client: Any
 ) -> None:
     # The service's own hashing cost: the difference to hide is the database work.
     production_hashing = settings.model_copy(

@@ -28,6 +28,7 @@ from sukverse_common.errors import (
 )
 from sukverse_common.events.bus import Bus, InMemoryBus
 from sukverse_common.events.inbox import EventConsumer, InboxDispatcher
+from sukverse_common.events.kafka import KafkaBus
 from sukverse_common.events.outbox import MessagingTables, Outbox, OutboxRelay
 from sukverse_common.keys import (
     BUS,
@@ -173,14 +174,15 @@ def create_service_app(
     bus: Bus | None = None,
     verifier: TokenVerifier | None = None,
 ) -> web.Application:
-    """A service's application; its own `create_app` adds domain routes and lifecycles."""
-    if bus is None and settings.bus != "memory":
-        raise RuntimeError(f"the {settings.bus!r} bus is not available in this build")
+    """A service's application; its own `create_app` adds domain routes and lifecycles.
+
+    Without a `bus`, the app builds its own from settings (in-process or Kafka), starts it
+    after the consumers subscribed and stops it after the relay."""
     app = web.Application(middlewares=[service_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = Metrics(settings.service_name)
     app[OUTBOX] = Outbox(messaging.outbox)
-    app[BUS] = bus if bus is not None else InMemoryBus()
+    app[BUS] = bus if bus is not None else build_bus(settings)
     app[VERIFIER] = verifier or TokenVerifier(
         load_keys=jwks_loader(f"{settings.auth_url.rstrip('/')}/.well-known/jwks.json"),
         issuer=settings.token_issuer,
@@ -199,6 +201,11 @@ def create_service_app(
     app.cleanup_ctx.append(_database_ctx(migrations))
     app.cleanup_ctx.append(_messaging_ctx(messaging, consumers, owns_bus=bus is None))
     return app
+
+
+def build_bus(settings: ServiceSettings) -> Bus:
+    """The bus the settings choose: in-process, or Kafka (not started)."""
+    return KafkaBus.from_settings(settings) if settings.bus == "kafka" else InMemoryBus()
 
 
 def _database_ctx(migrations: str) -> CleanupContext:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field, IPvAnyNetwork, field_validator
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -52,6 +52,10 @@ class ServiceSettings(BaseSettings):
     database_url: str = ""
     database_pool_size: int = Field(default=10, ge=1)
     bus: Literal["memory", "kafka"] = "memory"
+    kafka_bootstrap_servers: str = ""
+    kafka_topic_prefix: str = ""
+    kafka_partitions: int = Field(default=3, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
     auth_url: str = "http://127.0.0.1:8000"
     token_issuer: str = "sukverse-auth"
     token_audience: str = "sukverse"
@@ -82,6 +86,14 @@ class ServiceSettings(BaseSettings):
         if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
             return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
         return url
+
+    @model_validator(mode="after")
+    def _kafka_needs_brokers(self) -> Self:
+        if self.bus == "kafka" and not self.kafka_bootstrap_servers:
+            raise ValueError(
+                "bus 'kafka' needs kafka_bootstrap_servers (host:port, comma-separated)"
+            )
+        return self
 
     @property
     def effective_database_url(self) -> str:

@@ -1,0 +1,393 @@
+"""Events on Kafka: outbox → relay → KafkaBus → inbox against a raw aiokafka loop, and latency.
+
+The producing side (outbox writes and the relay) runs in this process and the consuming side
+in a child process, as two services would; each side has its own SQLite database. Times are
+`time.monotonic()`, one clock for both processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from sqlalchemy import Column, Integer, MetaData, String, Table
+
+from benchmarks.auth import Row
+from benchmarks.harness import ROOT, data_dir, free_port, percentile
+from sukverse_common.db import Database, create_engine
+from sukverse_common.events.bus import Message
+from sukverse_common.events.contracts import UserRegistered
+from sukverse_common.events.envelope import CloudEvent
+from sukverse_common.events.inbox import EventConsumer, EventContext, InboxDispatcher
+from sukverse_common.events.kafka import KafkaBus
+from sukverse_common.events.outbox import Outbox, OutboxRelay, messaging_tables
+from sukverse_common.logs import configure_logging
+from sukverse_common.metrics import Metrics
+
+RAW_EVENTS = 50_000
+PIPELINE_EVENTS = 20_000
+EVENTS_PER_TRANSACTION = 100
+RELAY_BATCH = 200  # OutboxRelay's default batch_size
+PACED_RATE = 500
+PACED_SECONDS = 10
+PARTITIONS = 3
+TOPIC = UserRegistered.topic()
+TIMEOUT = 300.0
+
+metadata = MetaData()
+tables = messaging_tables(metadata)
+greetings = Table(
+    "greetings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(100), nullable=False),
+)
+
+Handled = dict[str, float]  # event id (or partition:offset) -> when its handler returned
+
+
+@contextmanager
+def kafka_broker(directory: Path) -> Iterator[str]:
+    """A broker of the benchmark's own (hack/kafka.sh); its bootstrap address."""
+    script = str(ROOT / "hack" / "kafka.sh")
+    subprocess.run(["bash", script, "install"], check=True, capture_output=True)
+    address = subprocess.run(
+        ["bash", script, "start", str(directory), str(free_port())],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    try:
+        yield address
+    finally:
+        subprocess.run(["bash", script, "stop", str(directory)], check=True, capture_output=True)
+
+
+def registered() -> UserRegistered:
+    user_id = uuid.uuid4()
+    return UserRegistered(
+        user_id=user_id,
+        email=f"{user_id.hex[:12]}@example.com",
+        full_name="Benchmark User",
+        roles=["student"],
+        registered_at=datetime.now(UTC),
+    )
+
+
+async def open_database(path: Path) -> Database:
+    database = Database(create_engine(f"sqlite+aiosqlite:///{path}"))
+    async with database.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    return database
+
+
+# -- the consuming side, in a child process ---------------------------------------------------
+
+
+def consume(
+    kind: str, bootstrap: str, name: str, expected: int, warm: Event, results: Connection
+) -> None:
+    """Child process: consume `expected` events (after one warm-up) and send back `Handled`."""
+    configure_logging("WARNING")
+    consumer = {"raw": raw_consumer, "bus": bus_consumer, "inbox": inbox_consumer}[kind]
+    results.send(asyncio.run(consumer(bootstrap, name, expected, warm)))
+
+
+async def raw_consumer(bootstrap: str, topic: str, expected: int, warm: Event) -> Handled:
+    """A bare consumer group: fetch, commit each fetched batch, nothing else."""
+    handled: Handled = {}
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=topic,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        while len(handled) < expected + 1:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+            for records in batches.values():
+                for record in records:
+                    handled[f"{record.partition}:{record.offset}"] = time.monotonic()
+            if batches:
+                await consumer.commit()
+                warm.set()
+    finally:
+        await consumer.stop()
+    return handled
+
+
+async def bus_consumer(bootstrap: str, name: str, expected: int, warm: Event) -> Handled:
+    """A KafkaBus subscription whose handler does nothing: the bus's own cost."""
+    bus = KafkaBus(bootstrap_servers=bootstrap, topic_prefix=f"{Path(name).name}.")
+    handled: Handled = {}
+    done = asyncio.Event()
+
+    async def handle(event: CloudEvent) -> None:
+        handled[str(event.id)] = time.monotonic()
+        warm.set()
+        if len(handled) > expected:
+            done.set()
+
+    bus.subscribe("noop", [TOPIC], handle)
+    await bus.start()
+    try:
+        await asyncio.wait_for(done.wait(), TIMEOUT)
+    finally:
+        await bus.stop()
+    return handled
+
+
+async def inbox_consumer(bootstrap: str, name: str, expected: int, warm: Event) -> Handled:
+    """A consuming service: KafkaBus → InboxDispatcher, each event and its effect in one
+    SQLite transaction."""
+    database = await open_database(Path(name).with_suffix(".consumer.db"))
+    bus = KafkaBus(bootstrap_servers=bootstrap, topic_prefix=f"{Path(name).name}.")
+    consumer = EventConsumer("greeter")
+
+    @consumer.on(UserRegistered)
+    async def greet(ctx: EventContext, data: UserRegistered) -> None:
+        await ctx.session.execute(greetings.insert().values(email=data.email))
+
+    dispatcher = InboxDispatcher(
+        consumer=consumer,
+        database=database,
+        inbox=tables.inbox,
+        outbox=Outbox(tables.outbox),
+        bus=bus,
+        metrics=Metrics("bench"),
+    )
+    handled: Handled = {}
+    done = asyncio.Event()
+
+    async def handle(event: CloudEvent) -> None:
+        await dispatcher.handle(event)
+        handled[str(event.id)] = time.monotonic()
+        warm.set()
+        if len(handled) > expected:
+            done.set()
+
+    bus.subscribe(consumer.name, consumer.topics, handle)
+    await bus.start()
+    try:
+        await asyncio.wait_for(done.wait(), TIMEOUT)
+    finally:
+        await bus.stop()
+        await database.dispose()
+    return handled
+
+
+@asynccontextmanager
+async def consumer_process(
+    kind: str, bootstrap: str, name: str, expected: int
+) -> AsyncIterator[tuple[Event, Connection]]:
+    """Start the consuming side; yields its warm-up event and the end of its result pipe."""
+    context = multiprocessing.get_context("spawn")
+    warm = context.Event()
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=consume, args=(kind, bootstrap, name, expected, warm, sender))
+    child.start()
+    try:
+        yield warm, receiver
+    except BaseException:
+        child.kill()
+        raise
+    finally:
+        await asyncio.to_thread(child.join, TIMEOUT)
+
+
+async def wait_warm(warm: Event) -> None:
+    """Until the consumer handled the warm-up event: its group is joined and fetching."""
+    if not await asyncio.to_thread(warm.wait, TIMEOUT):
+        raise RuntimeError("the consumer did not handle the warm-up event")
+
+
+async def results(receiver: Connection) -> Handled:
+    if not await asyncio.to_thread(receiver.poll, TIMEOUT):
+        raise RuntimeError("the consumer did not finish")
+    handled: Handled = receiver.recv()
+    return handled
+
+
+# -- the producing side, here ----------------------------------------------------------------
+
+
+async def raw_loop(bootstrap: str, events: int) -> float:
+    """Events/s through a bare idempotent, acks=all producer and a consumer group, with the
+    same payload size as the pipeline's."""
+    topic = f"raw-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    await admin.close()
+    payloads = []
+    for _ in range(events + 1):
+        data = registered()
+        event = CloudEvent.wrap(data, subject=str(data.user_id))
+        payloads.append((event.subject.encode(), event.to_bytes()))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        async with consumer_process("raw", bootstrap, topic, events) as (warm, receiver):
+            key, value = payloads[0]
+            await producer.send_and_wait(topic, value, key=key)
+            await wait_warm(warm)
+            started = time.monotonic()
+            futures = [await producer.send(topic, value, key=key) for key, value in payloads[1:]]
+            await asyncio.gather(*futures)
+            handled = await results(receiver)
+    finally:
+        await producer.stop()
+    return events / (max(handled.values()) - started)
+
+
+async def bus_throughput(bootstrap: str, name: str, events: int) -> float:
+    """Events/s published through KafkaBus in relay-sized batches to a do-nothing handler."""
+    messages = []
+    for _ in range(events + 1):
+        data = registered()
+        messages.append(Message(TOPIC, str(data.user_id), CloudEvent.wrap(data, subject="x")))
+    bus = KafkaBus(bootstrap_servers=bootstrap, topic_prefix=f"{Path(name).name}.", topics=[TOPIC])
+    await bus.start()
+    try:
+        async with consumer_process("bus", bootstrap, name, events) as (warm, receiver):
+            await bus.publish(messages[:1])
+            await wait_warm(warm)
+            started = time.monotonic()
+            for start in range(1, events + 1, RELAY_BATCH):
+                await bus.publish(messages[start : start + RELAY_BATCH])
+            handled = await results(receiver)
+    finally:
+        await bus.stop()
+    return events / (max(handled.values()) - started)
+
+
+class ProducingService:
+    """The producing service's outbox on SQLite and its relay to a KafkaBus."""
+
+    def __init__(self, bootstrap: str, name: str) -> None:
+        self.bus = KafkaBus(
+            bootstrap_servers=bootstrap, topic_prefix=f"{Path(name).name}.", topics=[TOPIC]
+        )
+        self.path = Path(name).with_suffix(".producer.db")
+        self.outbox = Outbox(tables.outbox)
+
+    async def __aenter__(self) -> ProducingService:
+        self.database = await open_database(self.path)
+        await self.bus.start()
+        relay = OutboxRelay(
+            outbox=self.outbox,
+            database=self.database,
+            bus=self.bus,
+            metrics=Metrics("bench"),
+            poll_seconds=1.0,
+        )
+        self.relay = asyncio.create_task(relay.run())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.relay.cancel()
+        await asyncio.gather(self.relay, return_exceptions=True)
+        await self.bus.stop()
+        await self.database.dispose()
+
+    async def commit(self, count: int) -> tuple[list[str], float]:
+        """Write `count` events in one transaction; their ids and when it committed."""
+        async with self.database.sessions() as session, session.begin():
+            ids = [
+                str((await self.outbox.add(session, data, subject=str(data.user_id))).id)
+                for data in (registered() for _ in range(count))
+            ]
+        return ids, time.monotonic()
+
+
+async def pipeline_throughput(bootstrap: str, name: str, events: int) -> float:
+    """Events/s from the first outbox commit to the last inbox commit, writing as it goes
+    in transactions of `EVENTS_PER_TRANSACTION`."""
+    async with (
+        consumer_process("inbox", bootstrap, name, events) as (warm, receiver),
+        ProducingService(bootstrap, name) as service,
+    ):
+        await service.commit(1)
+        await wait_warm(warm)
+        started = time.monotonic()
+        for _ in range(events // EVENTS_PER_TRANSACTION):
+            await service.commit(EVENTS_PER_TRANSACTION)
+        handled = await results(receiver)
+    return events / (max(handled.values()) - started)
+
+
+async def paced_latencies(bootstrap: str, name: str) -> list[float]:
+    """Commit-to-handled latencies (ms) of one-event transactions at `PACED_RATE`."""
+    events = PACED_RATE * PACED_SECONDS
+    committed: dict[str, float] = {}
+    async with (
+        consumer_process("inbox", bootstrap, name, events) as (warm, receiver),
+        ProducingService(bootstrap, name) as service,
+    ):
+        await service.commit(1)
+        await wait_warm(warm)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for n in range(events):
+            ids, at = await service.commit(1)
+            committed[ids[0]] = at
+            await asyncio.sleep(max(0.0, start + (n + 1) / PACED_RATE - loop.time()))
+        handled = await results(receiver)
+    return [(handled[event_id] - at) * 1000 for event_id, at in committed.items()]
+
+
+def run() -> list[Row]:
+    configure_logging("WARNING")
+    with data_dir() as path, kafka_broker(path / "kafka") as bootstrap:
+        asyncio.run(raw_loop(bootstrap, RAW_EVENTS))  # warms the broker's JIT up
+        raw = asyncio.run(raw_loop(bootstrap, RAW_EVENTS))
+        bus = asyncio.run(bus_throughput(bootstrap, str(path / "bus"), RAW_EVENTS))
+        through = asyncio.run(pipeline_throughput(bootstrap, str(path / "th"), PIPELINE_EVENTS))
+        latencies = asyncio.run(paced_latencies(bootstrap, str(path / "paced")))
+    p99 = percentile(latencies, 99)
+    return [
+        Row(
+            "events through outbox → relay → Kafka → inbox (events/s)",
+            f"{through:.0f}",
+            f"raw aiokafka produce-and-consume loop {raw:.0f} events/s",
+            f"{through / raw:.0%}",
+            ">= 30%",
+            through / raw >= 0.30,
+        ),
+        Row(
+            "events through KafkaBus alone, no databases (events/s)",
+            f"{bus:.0f}",
+            f"raw aiokafka produce-and-consume loop {raw:.0f} events/s",
+            f"{bus / raw:.0%}",
+            "-",
+            True,
+        ),
+        Row(
+            f"commit-to-handled p99 at {PACED_RATE} events/s (ms)",
+            f"{p99:.1f}",
+            f"p50 {percentile(latencies, 50):.1f} ms",
+            "-",
+            "< 500",
+            p99 < 500,
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)
+    os._exit(0)

@@ -1,0 +1,395 @@
+"""The Kafka bus: structured CloudEvents on topics it creates, one consumer per group."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple, NoReturn
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    CommitFailedError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+    for_code,
+)
+from pydantic import ValidationError
+
+from sukverse_common.events.bus import Handler, Message, dead_letter_topic
+from sukverse_common.events.contracts import topic_of
+from sukverse_common.events.envelope import CloudEvent
+from sukverse_common.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+CONTENT_TYPE = ("content-type", b"application/cloudevents+json")
+READY_TIMEOUT_SECONDS = 2.0
+FETCH_TIMEOUT_MS = 1000
+MAX_RECORDS = 500
+MAX_REASON_CHARS = 1000
+
+
+class _Record(NamedTuple):
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+class KafkaBus:
+    """Publishes each batch in order and acknowledged by every in-sync replica; delivers at
+    least once to each subscribed group, committing a record's offset only after its handler
+    returned, so an inbox transaction always commits before the offset that covers it.
+
+    Topics are `{topic_prefix}{topic}`, consumer groups `{topic_prefix}{group}`: one prefix
+    isolates a deployment (or a test) on a shared cluster. Every declared and subscribed topic
+    and its `.dlq` is created at start; a topic first met in `publish` is created then.
+    """
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        topic_prefix: str = "",
+        partitions: int = 3,
+        replication_factor: int = 1,
+        topics: Sequence[str] = (),
+        client_id: str = "sukverse",
+        publish_timeout: float = 10.0,
+        backoff_seconds: float = 0.2,
+        max_backoff_seconds: float = 10.0,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic_prefix = topic_prefix
+        self.partitions = partitions
+        self.replication_factor = replication_factor
+        self.client_id = client_id
+        self.publish_timeout = publish_timeout
+        self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self._declared = list(topics)
+        self._groups: dict[str, dict[str, Handler]] = {}
+        self._created: set[str] = set()
+        self._admin: Any = None
+        self._producer: Any = None
+        self._publishing = asyncio.Lock()
+        self._started = asyncio.Event()
+        self._tasks: list[asyncio.Task[NoReturn]] = []
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> KafkaBus:
+        """The bus of a service: it publishes to its own topic (one per producing service)."""
+        name = settings.service_name
+        return cls(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic_prefix=settings.kafka_topic_prefix,
+            partitions=settings.kafka_partitions,
+            replication_factor=settings.kafka_replication_factor,
+            topics=[topic_of(name)] if name else [],
+            client_id=f"sukverse-{name}" if name else "sukverse",
+        )
+
+    def topic(self, logical: str) -> str:
+        """The name on the broker of a logical topic such as `sukverse.auth`."""
+        return f"{self.topic_prefix}{logical}"
+
+    def subscribe(self, group: str, topics: Sequence[str], handler: Handler) -> None:
+        if self._started.is_set():
+            raise RuntimeError("subscribe to the Kafka bus before starting it")
+        handlers = self._groups.setdefault(group, {})
+        for topic in topics:
+            handlers[self.topic(topic)] = handler
+
+    async def start(self) -> None:
+        """Create the topics, connect the producer and start one consumer task per group.
+
+        Raises when the broker cannot be reached, so a service does not start without it."""
+        try:
+            self._admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.bootstrap_servers,
+                client_id=self.client_id,
+                request_timeout_ms=int(self.publish_timeout * 1000),
+            )
+            await self._admin.start()
+            subscribed = {topic for handlers in self._groups.values() for topic in handlers}
+            declared = subscribed | {self.topic(topic) for topic in self._declared}
+            await self._create_topics(declared | {dead_letter_topic(t) for t in declared})
+            self._producer = await self._start_producer()
+        except BaseException:
+            await self.stop()
+            raise
+        self._started.set()
+        for group, handlers in self._groups.items():
+            consumer = _GroupConsumer(self, group=group, handlers=handlers)
+            task = asyncio.create_task(consumer.run(), name=f"kafka-consumer-{group}")
+            task.add_done_callback(_report_end)
+            self._tasks.append(task)
+
+    async def stop(self) -> None:
+        """Cancel and await the consumers, then close the producer and the admin client."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._started.clear()
+        await self._drop_producer(flush_seconds=self.publish_timeout)
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            await admin.close()
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Send the batch and wait until the broker acknowledged every message.
+
+        Messages with one key go to one partition in the order given; the idempotent
+        producer keeps that order through its own retries. Waits for `start` first. Raises
+        a `KafkaError` when the batch is not acknowledged within `publish_timeout`; the
+        caller sends it again.
+        """
+        await self._produce(
+            [
+                _Record(self.topic(m.topic), m.key.encode(), m.event.to_bytes(), [CONTENT_TYPE])
+                for m in messages
+            ]
+        )
+
+    async def ready(self) -> bool:
+        """True when the broker answers a metadata request within two seconds."""
+        if self._admin is None:
+            return False
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                await self._admin.describe_cluster()
+        except (KafkaError, TimeoutError, OSError):
+            return False
+        return True
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before attempt `attempt + 1`: exponential, capped."""
+        return float(min(self.max_backoff_seconds, self.backoff_seconds * 2 ** min(attempt, 16)))
+
+    async def dead_letter(self, record: Any, *, group: str, reason: str) -> None:
+        """Send a record no handler can read, as it came, to its topic's `.dlq`."""
+        log.error(
+            "kafka record dead-lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            group=group,
+            reason=reason[:500],
+        )
+        headers = [
+            *record.headers,
+            ("dlqreason", reason[:MAX_REASON_CHARS].encode()),
+            ("dlqconsumer", group.encode()),
+        ]
+        await self._produce(
+            [_Record(dead_letter_topic(record.topic), record.key, record.value or b"", headers)]
+        )
+
+    async def _produce(self, records: Sequence[_Record]) -> None:
+        """Send records and wait for every acknowledgement, or raise within the timeout.
+
+        A failure drops the producer (the next call starts a new one): it may hold batches
+        it would retry until the broker returns, or have died of a fatal error such as
+        `OutOfOrderSequenceNumber` after the broker lost its state. The caller sends the
+        whole batch again; consumers' inboxes absorb a record that went out twice."""
+        await self._started.wait()
+        async with self._publishing:
+            try:
+                async with asyncio.timeout(self.publish_timeout):
+                    await self._send_all(records)
+            except TimeoutError as exc:
+                await self._drop_producer(flush_seconds=0)
+                raise KafkaTimeoutError(
+                    f"the broker did not acknowledge the batch within {self.publish_timeout} s"
+                ) from exc
+            except Exception:
+                await self._drop_producer(flush_seconds=0)
+                raise
+
+    async def _send_all(self, records: Sequence[_Record]) -> None:
+        if self._producer is None:
+            self._producer = await self._start_producer()
+        await self._create_topics({record.topic for record in records})
+        futures: list[asyncio.Future[Any]] = []
+        for record in records:
+            future = await self._producer.send(
+                record.topic, record.value, key=record.key, headers=record.headers
+            )
+            # A call that times out leaves its futures behind; one may still fail later.
+            future.add_done_callback(_retrieve_exception)
+            futures.append(future)
+        await asyncio.wait(futures)
+        failures = [exc for exc in (future.exception() for future in futures) if exc is not None]
+        if failures:
+            raise failures[0]
+
+    async def _start_producer(self) -> Any:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            enable_idempotence=True,
+            acks="all",
+            request_timeout_ms=int(self.publish_timeout * 1000),
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
+
+    async def _drop_producer(self, *, flush_seconds: float) -> None:
+        """Stop the producer; whatever it has not delivered within `flush_seconds` is dropped.
+
+        An idempotent producer retries a batch until the broker takes it, so a plain stop
+        would wait for an absent broker. Dropping loses nothing: an unacknowledged batch's
+        events are still in the outbox, an undelivered dead letter's record uncommitted."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            async with asyncio.timeout(flush_seconds):
+                await producer.flush()
+        except TimeoutError:
+            sender = producer._sender.sender_task
+            sender.cancel()
+            await asyncio.wait([sender])
+        await producer.stop()
+
+    async def _create_topics(self, topics: Iterable[str]) -> None:
+        missing = sorted(set(topics) - self._created)
+        if not missing:
+            return
+        response = await self._admin.create_topics(
+            [NewTopic(name, self.partitions, self.replication_factor) for name in missing]
+        )
+        for topic, code, *detail in response.topic_errors:
+            if code not in (0, TopicAlreadyExistsError.errno):
+                raise for_code(code)(f"cannot create topic {topic}: {detail}")
+        self._created.update(missing)
+
+
+class _GroupConsumer:
+    """One consumer group's loop: fetch, handle each record in partition order, commit."""
+
+    def __init__(self, bus: KafkaBus, *, group: str, handlers: dict[str, Handler]) -> None:
+        self.bus = bus
+        self.group = group
+        self.handlers = handlers
+        self.broker_failures = 0
+        self.handler_failures = 0
+
+    async def run(self) -> NoReturn:
+        """Consume until cancelled; on any error, close, back off and connect again."""
+        while True:
+            consumer = AIOKafkaConsumer(
+                *self.handlers,
+                bootstrap_servers=self.bus.bootstrap_servers,
+                client_id=self.bus.client_id,
+                group_id=self.bus.topic(self.group),
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+            )
+            try:
+                await consumer.start()
+                await self._consume(consumer)
+            except KafkaError as exc:
+                self.broker_failures += 1
+                log.warning(
+                    "kafka consumer lost the broker; reconnecting",
+                    group=self.group,
+                    attempt=self.broker_failures,
+                    error=repr(exc),
+                )
+            except Exception:
+                self.broker_failures += 1
+                log.exception("kafka consumer failed; restarting", group=self.group)
+            finally:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(self.bus.publish_timeout):
+                        await consumer.stop()
+            await asyncio.sleep(self.bus.backoff(self.broker_failures))
+
+    async def _consume(self, consumer: Any) -> NoReturn:
+        while True:
+            batches = await consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS, max_records=MAX_RECORDS)
+            if not batches:
+                continue
+            offsets: dict[TopicPartition, int] = {}
+            failed = False
+            for partition, records in batches.items():
+                handled, stopped = await self._handle(consumer, partition, records)
+                if handled is not None:
+                    offsets[partition] = handled
+                failed = failed or stopped
+            await self._commit(consumer, offsets)
+            if failed:
+                await asyncio.sleep(self.bus.backoff(self.handler_failures))
+
+    async def _handle(
+        self, consumer: Any, partition: TopicPartition, records: Sequence[Any]
+    ) -> tuple[int | None, bool]:
+        """Handle records in order; the offset to commit, and whether a handler failed.
+
+        After a failure the partition is rewound to the failed record, to be fetched again."""
+        handler = self.handlers[partition.topic]
+        next_offset: int | None = None
+        for record in records:
+            try:
+                event = CloudEvent.model_validate_json(record.value or b"")
+            except ValidationError as exc:
+                await self.bus.dead_letter(
+                    record, group=self.group, reason=f"not a CloudEvent: {exc}"
+                )
+            else:
+                try:
+                    await handler(event)
+                except Exception as exc:
+                    self.handler_failures += 1
+                    log.warning(
+                        "kafka handler failed; retrying the record",
+                        group=self.group,
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                        attempt=self.handler_failures,
+                        error=repr(exc),
+                    )
+                    consumer.seek(partition, record.offset)
+                    return next_offset, True
+                self.handler_failures = 0
+            next_offset = record.offset + 1
+        return next_offset, False
+
+    async def _commit(self, consumer: Any, offsets: dict[TopicPartition, int]) -> None:
+        assigned = consumer.assignment()
+        owned = {
+            partition: offset for partition, offset in offsets.items() if partition in assigned
+        }
+        if not owned:
+            return
+        try:
+            await consumer.commit(owned)
+        except CommitFailedError as exc:
+            # The group rebalanced: the new owner gets these records again and its inbox
+            # recognises them, so there is nothing to undo.
+            log.warning("kafka offsets not committed", group=self.group, error=repr(exc))
+            return
+        self.broker_failures = 0
+
+
+def _report_end(task: asyncio.Task[NoReturn]) -> None:
+    """A consumer task ends only when cancelled; anything else is a bug worth shouting about."""
+    if not task.cancelled():
+        log.error("kafka consumer task ended", task=task.get_name(), error=repr(task.exception()))
+
+
+def _retrieve_exception(future: asyncio.Future[Any]) -> None:
+    """Mark a send's failure as seen, so asyncio does not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
