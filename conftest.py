@@ -71,39 +71,36 @@ def _short_dir(name: str) -> Path:
     # Unix socket paths are limited to 107 bytes, and pytest's are long.
     base = Path(os.environ.get("SUKVERSE_TEST_RUN_DIR", "/tmp/sukverse-test"))
     base.mkdir(parents=True, exist_ok=True)
-    path = base / f"{name}-{os.getpid()}"
+    path = base / f"{name}-{uuid.uuid4().hex[:8]}"
     path.mkdir(exist_ok=True)
     return path
+
+
+def _served(script: str, name: str, session: pytest.Session) -> Iterator[Server]:
+    """Install, start, hand over, then stop and discard a hack/ server."""
+    hack(script, "install")
+    server = Server(script, _short_dir(name), free_port())
+    server.start()
+    yield server
+    server.discard(session)
 
 
 @pytest.fixture(scope="session")
 def postgres_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """A throw-away PostgreSQL cluster for the whole run (hack/postgres.sh)."""
-    hack("postgres.sh", "install")
-    server = Server("postgres.sh", _short_dir("pg"), free_port())
-    server.start()
-    yield server
-    server.discard(request.session)
+    yield from _served("postgres.sh", "pg", request.session)
 
 
 @pytest.fixture
 def private_postgres_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """A PostgreSQL cluster of one test's own, for a test that stops and restarts it."""
-    hack("postgres.sh", "install")
-    server = Server("postgres.sh", _short_dir(f"pg-{uuid.uuid4().hex[:8]}"), free_port())
-    server.start()
-    yield server
-    server.discard(request.session)
+    yield from _served("postgres.sh", "pg", request.session)
 
 
 @pytest.fixture(scope="session")
 def kafka_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """A single-node KRaft Kafka broker for the whole run (hack/kafka.sh)."""
-    hack("kafka.sh", "install")
-    server = Server("kafka.sh", _short_dir("kafka"), free_port())
-    server.start()
-    yield server
-    server.discard(request.session)
+    yield from _served("kafka.sh", "kafka", request.session)
 
 
 @pytest.fixture
@@ -113,7 +110,7 @@ def prometheus(request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]
     started: list[Path] = []
 
     def start(config: str) -> str:
-        directory = _short_dir(f"prom-{uuid.uuid4().hex[:8]}")
+        directory = _short_dir("prom")
         (directory / "prometheus.yml").write_text(config)
         started.append(directory)
         return hack(
