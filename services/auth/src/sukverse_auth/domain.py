@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Iterable
 
@@ -30,59 +29,40 @@ PERMISSIONS: dict[str, str] = {
     "certificate:write": "Define templates, issue and revoke certificates",
 }
 
+TEACHING = frozenset(
+    {
+        "users:read",
+        "roles:read",
+        "profiles:read",
+        "workshop:read",
+        "workshop:write",
+        "enrollment:read",
+        "enrollment:write",
+        "progress:read",
+        "quiz:read",
+        "quiz:write",
+        "analytics:read",
+        "certificate:read",
+        "certificate:write",
+    }
+)
+
 BUILTIN_ROLES: dict[str, tuple[str, frozenset[str]]] = {
     "admin": ("Everything", frozenset(PERMISSIONS)),
-    "instructor": (
-        "Teaches workshops",
-        frozenset(
-            {
-                "users:read",
-                "roles:read",
-                "profiles:read",
-                "workshop:read",
-                "workshop:write",
-                "enrollment:read",
-                "enrollment:write",
-                "progress:read",
-                "quiz:read",
-                "quiz:write",
-                "analytics:read",
-                "certificate:read",
-                "certificate:write",
-            }
-        ),
-    ),
+    "instructor": ("Teaches workshops", TEACHING),
     "student": (
         "Takes workshops",
         frozenset(
             {"workshop:read", "progress:write", "quiz:read", "attempt:write", "certificate:read"}
         ),
     ),
+    # The operator and user_mgmt also create accounts and assign their roles.
     "service": (
         "Machine clients: the operator and the services",
-        frozenset(
-            {
-                "users:read",
-                "users:write",
-                "roles:read",
-                "roles:assign",
-                "profiles:read",
-                "workshop:read",
-                "workshop:write",
-                "enrollment:read",
-                "enrollment:write",
-                "progress:read",
-                "quiz:read",
-                "quiz:write",
-                "analytics:read",
-                "certificate:read",
-                "certificate:write",
-            }
-        ),
+        TEACHING | {"users:write", "roles:assign"},
     ),
 }
 DEFAULT_ROLE = "student"
-ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,39}$")
 
 
 def normalise_email(email: str) -> str:
