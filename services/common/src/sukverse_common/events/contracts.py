@@ -59,6 +59,158 @@ class UserRolesChanged(EventData):
     changed_by: uuid.UUID | None
 
 
+# -- workshop -----------------------------------------------------------------------------
+# Workshop events are keyed by the workshop id; enrollment and progress events by the
+# enrollment id, so that one student's progress in one workshop stays in order.
+
+
+class WorkshopCreated(EventData):
+    event_type = "io.sukverse.workshop.workshop.created.v1"
+    aggregate_type = "workshop"
+
+    workshop_id: uuid.UUID
+    title: str
+    instructor_ids: list[uuid.UUID]
+    step_count: int
+    substep_count: int
+    created_by: uuid.UUID | None
+    created_at: datetime
+
+
+class WorkshopUpdated(EventData):
+    event_type = "io.sukverse.workshop.workshop.updated.v1"
+    aggregate_type = "workshop"
+
+    workshop_id: uuid.UUID
+    title: str
+    instructor_ids: list[uuid.UUID]
+    step_count: int
+    substep_count: int
+    updated_by: uuid.UUID | None
+    updated_at: datetime
+
+
+class WorkshopArchived(EventData):
+    event_type = "io.sukverse.workshop.workshop.archived.v1"
+    aggregate_type = "workshop"
+
+    workshop_id: uuid.UUID
+    archived_by: uuid.UUID | None
+    archived_at: datetime
+
+
+class EnrollmentCreated(EventData):
+    event_type = "io.sukverse.workshop.enrollment.created.v1"
+    aggregate_type = "enrollment"
+
+    enrollment_id: uuid.UUID
+    workshop_id: uuid.UUID
+    user_id: uuid.UUID
+    enrolled_by: uuid.UUID | None
+    enrolled_at: datetime
+
+
+class EnrollmentWithdrawn(EventData):
+    event_type = "io.sukverse.workshop.enrollment.withdrawn.v1"
+    aggregate_type = "enrollment"
+
+    enrollment_id: uuid.UUID
+    workshop_id: uuid.UUID
+    user_id: uuid.UUID
+    withdrawn_by: uuid.UUID | None
+    withdrawn_at: datetime
+
+
+class SubstepCompleted(EventData):
+    """`substeps_done` of `substep_count` is the student's progress once this substep is done."""
+
+    event_type = "io.sukverse.workshop.substep.completed.v1"
+    aggregate_type = "enrollment"
+
+    enrollment_id: uuid.UUID
+    workshop_id: uuid.UUID
+    user_id: uuid.UUID
+    step_id: uuid.UUID
+    substep_id: uuid.UUID
+    substeps_done: int
+    substep_count: int
+    completed_at: datetime
+
+
+class StepCompleted(EventData):
+    event_type = "io.sukverse.workshop.step.completed.v1"
+    aggregate_type = "enrollment"
+
+    enrollment_id: uuid.UUID
+    workshop_id: uuid.UUID
+    user_id: uuid.UUID
+    step_id: uuid.UUID
+    completed_at: datetime
+
+
+class WorkshopCompleted(EventData):
+    event_type = "io.sukverse.workshop.workshop.completed.v1"
+    aggregate_type = "enrollment"
+
+    enrollment_id: uuid.UUID
+    workshop_id: uuid.UUID
+    user_id: uuid.UUID
+    completed_at: datetime
+
+
+# -- quiz ---------------------------------------------------------------------------------
+# Keyed by the quiz id, so that one student's attempts at one quiz stay in order.
+
+
+class QuizAttemptSubmitted(EventData):
+    """One submitted attempt; `grade_percent` is the student's grade for the quiz after it,
+    by the quiz's grading method (highest, latest or average)."""
+
+    event_type = "io.sukverse.quiz.attempt.submitted.v1"
+    aggregate_type = "quiz"
+
+    attempt_id: uuid.UUID
+    quiz_id: uuid.UUID
+    workshop_id: uuid.UUID | None
+    user_id: uuid.UUID
+    attempt_number: int
+    score: float
+    max_score: float
+    percent: float
+    passed: bool
+    late: bool
+    grade_percent: float
+    submitted_at: datetime
+
+
+class QuizPassed(EventData):
+    """The first time a student passes a quiz."""
+
+    event_type = "io.sukverse.quiz.quiz.passed.v1"
+    aggregate_type = "quiz"
+
+    quiz_id: uuid.UUID
+    workshop_id: uuid.UUID | None
+    user_id: uuid.UUID
+    attempt_id: uuid.UUID
+    percent: float
+    passed_at: datetime
+
+
 CONTRACTS: dict[str, type[EventData]] = {
-    contract.event_type: contract for contract in (UserRegistered, UserRolesChanged)
+    contract.event_type: contract
+    for contract in (
+        UserRegistered,
+        UserRolesChanged,
+        WorkshopCreated,
+        WorkshopUpdated,
+        WorkshopArchived,
+        EnrollmentCreated,
+        EnrollmentWithdrawn,
+        SubstepCompleted,
+        StepCompleted,
+        WorkshopCompleted,
+        QuizAttemptSubmitted,
+        QuizPassed,
+    )
 }
