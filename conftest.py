@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -183,3 +189,202 @@ def bus_settings(tier: str, request: pytest.FixtureRequest) -> dict[str, object]
         "kafka_topic_prefix": f"t{uuid.uuid4().hex[:12]}.",
         "kafka_partitions": 1,
     }
+
+
+# -- identities: a real auth service for the tests of the other services -------------------
+
+IDENTITY_ADMIN_EMAIL = "admin@example.com"
+IDENTITY_ADMIN_PASSWORD = "a long admin passphrase for tests"
+IDENTITY_PASSWORD = "correct horse battery staple"
+IDENTITY_SETTINGS = {
+    "SUKVERSE_ADMIN_EMAIL": IDENTITY_ADMIN_EMAIL,
+    "SUKVERSE_ADMIN_PASSWORD": IDENTITY_ADMIN_PASSWORD,
+    "SUKVERSE_ARGON2_MEMORY_KIB": "8192",  # light hashing keeps the suite quick
+    "SUKVERSE_ARGON2_TIME_COST": "1",
+    "SUKVERSE_ACCESS_TOKEN_TTL_SECONDS": "3600",
+    "SUKVERSE_LOGIN_ADDRESS_LIMIT": "100000",
+}
+
+
+@dataclass(frozen=True)
+class Account:
+    id: uuid.UUID
+    email: str
+    roles: tuple[str, ...]
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class Identity:
+    """The auth service as its own process; hands out real accounts with real tokens."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._accounts: dict[str, Account] = {}
+        self._admin_token = self._login(IDENTITY_ADMIN_EMAIL, IDENTITY_ADMIN_PASSWORD)
+
+    def _call(self, method: str, path: str, body: object, token: str | None = None) -> object:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(
+            self.url + path, data=json.dumps(body).encode(), headers=headers, method=method
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
+    def _login(self, email: str, password: str) -> str:
+        tokens = self._call("POST", "/auth/login", {"email": email, "password": password})
+        assert isinstance(tokens, dict)
+        return str(tokens["access_token"])
+
+    def account(self, name: str, *roles: str) -> Account:
+        """The account called `name` (created on first use) with the given roles
+        (student when none are given); the same name gives the same account."""
+        if name in self._accounts:
+            return self._accounts[name]
+        roles = roles or ("student",)
+        email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
+        user = self._call(
+            "POST",
+            "/auth/register",
+            {"email": email, "password": IDENTITY_PASSWORD, "full_name": name.title()},
+        )
+        assert isinstance(user, dict)
+        if set(roles) != {"student"}:
+            self._call(
+                "PUT", f"/users/{user['id']}/roles", {"roles": list(roles)}, self._admin_token
+            )
+        account = Account(
+            uuid.UUID(user["id"]), email, tuple(roles), self._login(email, IDENTITY_PASSWORD)
+        )
+        self._accounts[name] = account
+        return account
+
+
+class ServiceProcess:
+    """One service run as `sukverse serve NAME` in a process of its own, logging to a file."""
+
+    def __init__(self, name: str, directory: Path, settings: dict[str, str]) -> None:
+        self.name = name
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = directory / f"{name}.log"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("SUKVERSE_")},
+            "SUKVERSE_DATA_DIR": str(directory),
+            "SUKVERSE_LOG_LEVEL": "WARNING",
+            **settings,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self, *args: str) -> None:
+        """Run another `sukverse` command (such as `migrate`) with the same settings."""
+        result = subprocess.run(
+            [sys.executable, "-m", "sukverse_platform.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"sukverse {' '.join(args)} failed: {result.stderr[-2000:]}")
+
+    def start(self, timeout: float = 30.0) -> str:
+        with self.log_path.open("ab") as log:
+            serve = ["serve", self.name, "--port", str(self.port)]
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "sukverse_platform.cli", *serve],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=1):
+                    return self.url
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{self.name} was not ready in {timeout:.0f} s; see {self.log_path}"
+                    ) from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def identity(request: pytest.FixtureRequest) -> Iterator[Identity]:
+    """A real auth service in its own process for the whole run; other services verify
+    its tokens through its JWKS at `identity.url`."""
+    directory = _short_dir("auth")
+    auth = ServiceProcess("auth", directory, IDENTITY_SETTINGS)
+    try:
+        yield Identity(auth.start())
+    finally:
+        auth.stop()
+        if request.session.testsfailed == 0:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def launch(request: pytest.FixtureRequest) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start services as processes of their own: `launch(name, settings, migrate=False)`;
+    all are stopped at the end of the test, and their logs kept if anything failed."""
+    directory = _short_dir("services")
+    started: list[ServiceProcess] = []
+    failed_before = request.session.testsfailed
+
+    def start(name: str, settings: dict[str, str], *, migrate: bool = False) -> ServiceProcess:
+        service = ServiceProcess(name, directory, settings)
+        if migrate:
+            service.command("migrate", name)
+        started.append(service)
+        service.start()
+        return service
+
+    yield start
+    for service in reversed(started):
+        service.stop()
+    if request.session.testsfailed == failed_before:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+async def new_database(request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Any]]:
+    """Create PostgreSQL databases on the session's server: `await new_database()` gives
+    the URL of a new one; all are dropped at the end of the test."""
+    server: Server = request.getfixturevalue("postgres_server")
+    names: list[str] = []
+
+    async def create() -> str:
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        admin = await asyncpg.connect(server.address)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        names.append(name)
+        return server.address.rsplit("/", 1)[0] + f"/{name}"
+
+    yield create
+    admin = await asyncpg.connect(server.address)
+    try:
+        for name in names:
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
