@@ -12,6 +12,12 @@ from sukverse_auth.app import create_app as create_auth_app
 from sukverse_auth.settings import AuthSettings
 from sukverse_common.events.bus import Bus
 from sukverse_common.settings import ServiceSettings
+from sukverse_quiz.app import MIGRATIONS as QUIZ_MIGRATIONS
+from sukverse_quiz.app import create_app as create_quiz_app
+from sukverse_quiz.settings import QuizSettings
+from sukverse_workshop.app import MIGRATIONS as WORKSHOP_MIGRATIONS
+from sukverse_workshop.app import create_app as create_workshop_app
+from sukverse_workshop.settings import WorkshopSettings
 
 DEFAULT_PORT_BASE = 8000
 
@@ -34,5 +40,9 @@ class ServiceSpec:
 
 SERVICES: dict[str, ServiceSpec] = {
     spec.name: spec
-    for spec in (ServiceSpec("auth", AuthSettings, create_auth_app, AUTH_MIGRATIONS),)
+    for spec in (
+        ServiceSpec("auth", AuthSettings, create_auth_app, AUTH_MIGRATIONS),
+        ServiceSpec("workshop", WorkshopSettings, create_workshop_app, WORKSHOP_MIGRATIONS),
+        ServiceSpec("quiz", QuizSettings, create_quiz_app, QUIZ_MIGRATIONS),
+    )
 }

@@ -1,0 +1,1 @@
+"""Sukverse quiz service: a reusable quiz engine."""

@@ -1,0 +1,1 @@
+"""Sukverse workshop service: workshops, steps, enrollments and progress."""

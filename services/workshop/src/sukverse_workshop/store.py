@@ -1,0 +1,444 @@
+"""Queries of the workshop service: each takes a session and returns rows or models."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sukverse_common.errors import ValidationFailed
+from sukverse_workshop.models import (
+    ACTIVE,
+    Enrollment,
+    Progress,
+    Step,
+    Substep,
+    Workshop,
+    WorkshopInstructor,
+)
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# -- cursors -------------------------------------------------------------------------------
+
+
+def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
+    raw = f"{at.isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """The (time, id) a page continues after; a cursor not made here is a 422."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, row_id = raw.partition("|")
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None:
+            raise ValueError("naive")
+        return moment, uuid.UUID(row_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed(
+            errors=[{"field": "cursor", "reason": "not a cursor this service returned"}]
+        ) from None
+
+
+# -- workshops -----------------------------------------------------------------------------
+
+
+async def workshop(session: AsyncSession, workshop_id: uuid.UUID) -> Workshop | None:
+    return await session.get(Workshop, workshop_id)
+
+
+async def lock_workshop(session: AsyncSession, workshop_id: uuid.UUID) -> Workshop | None:
+    """The workshop, locked until the transaction ends: `FOR UPDATE` on PostgreSQL; on
+    SQLite a first write, which takes the database's one write lock for the transaction."""
+    if not _is_postgres(session):
+        await session.execute(
+            update(Workshop)
+            .where(Workshop.id == workshop_id)
+            .values(version=Workshop.version)
+            .execution_options(synchronize_session=False)
+        )
+    return await session.scalar(
+        select(Workshop).where(Workshop.id == workshop_id).with_for_update()
+    )
+
+
+async def instructor_ids(session: AsyncSession, workshop_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await session.scalars(
+        select(WorkshopInstructor.user_id)
+        .where(WorkshopInstructor.workshop_id == workshop_id)
+        .order_by(WorkshopInstructor.user_id)
+    )
+    return list(rows)
+
+
+async def instructors_of(
+    session: AsyncSession, workshop_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    found: dict[uuid.UUID, list[uuid.UUID]] = {wid: [] for wid in workshop_ids}
+    if not workshop_ids:
+        return found
+    rows = await session.execute(
+        select(WorkshopInstructor.workshop_id, WorkshopInstructor.user_id)
+        .where(WorkshopInstructor.workshop_id.in_(workshop_ids))
+        .order_by(WorkshopInstructor.user_id)
+    )
+    for workshop_id, user_id in rows:
+        found[workshop_id].append(user_id)
+    return found
+
+
+async def is_enrolled(session: AsyncSession, workshop_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        select(Enrollment.id).where(
+            Enrollment.workshop_id == workshop_id,
+            Enrollment.user_id == user_id,
+            Enrollment.status == ACTIVE,
+        )
+    )
+    return found is not None
+
+
+async def any_enrollment(session: AsyncSession, workshop_id: uuid.UUID) -> bool:
+    return bool(await session.scalar(select(exists().where(Enrollment.workshop_id == workshop_id))))
+
+
+async def set_instructors(
+    session: AsyncSession, workshop_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
+) -> None:
+    await session.execute(
+        delete(WorkshopInstructor).where(WorkshopInstructor.workshop_id == workshop_id)
+    )
+    if user_ids:
+        await session.execute(
+            insert(WorkshopInstructor),
+            [{"workshop_id": workshop_id, "user_id": user_id} for user_id in user_ids],
+        )
+
+
+async def visible_workshops(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID | None,
+    everything: bool,
+    status: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[Workshop]:
+    """Newest first: every workshop, or those the user teaches or is enrolled in."""
+    query = select(Workshop).order_by(Workshop.created_at.desc(), Workshop.id.desc()).limit(limit)
+    if not everything:
+        teaches = select(WorkshopInstructor.workshop_id).where(
+            WorkshopInstructor.user_id == user_id
+        )
+        enrolled = select(Enrollment.workshop_id).where(
+            Enrollment.user_id == user_id, Enrollment.status == ACTIVE
+        )
+        query = query.where(or_(Workshop.id.in_(teaches), Workshop.id.in_(enrolled)))
+    if status is not None:
+        query = query.where(Workshop.status == status)
+    if after is not None:
+        at, last_id = after
+        query = query.where(
+            or_(Workshop.created_at < at, and_(Workshop.created_at == at, Workshop.id < last_id))
+        )
+    return (await session.scalars(query)).all()
+
+
+async def steps(session: AsyncSession, workshop_id: uuid.UUID) -> Sequence[Any]:
+    query = (
+        select(Step.id, Step.title, Step.substep_count)
+        .where(Step.workshop_id == workshop_id)
+        .order_by(Step.position)
+    )
+    return (await session.execute(query)).all()
+
+
+async def substeps(session: AsyncSession, workshop_id: uuid.UUID) -> Sequence[Any]:
+    query = (
+        select(Substep.id, Substep.step_id, Substep.title, Substep.body, Substep.estimated_minutes)
+        .where(Substep.workshop_id == workshop_id)
+        .order_by(Substep.position)
+    )
+    return (await session.execute(query)).all()
+
+
+async def step_models(session: AsyncSession, workshop_id: uuid.UUID) -> Sequence[Step]:
+    return (await session.scalars(select(Step).where(Step.workshop_id == workshop_id))).all()
+
+
+async def substep_models(session: AsyncSession, workshop_id: uuid.UUID) -> Sequence[Substep]:
+    query = select(Substep).where(Substep.workshop_id == workshop_id)
+    return (await session.scalars(query)).all()
+
+
+async def substeps_with_progress(
+    session: AsyncSession, substep_ids: Sequence[uuid.UUID]
+) -> list[uuid.UUID]:
+    if not substep_ids:
+        return []
+    query = select(Progress.substep_id).where(Progress.substep_id.in_(substep_ids)).distinct()
+    return list(await session.scalars(query))
+
+
+# -- enrollments ---------------------------------------------------------------------------
+
+
+def _insert_ignoring_duplicates(session: AsyncSession, model: type[Any]) -> Any:
+    dialect = postgresql if _is_postgres(session) else sqlite
+    return dialect.insert(model.__table__).on_conflict_do_nothing()
+
+
+async def add_enrollments(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
+    """Insert the enrollments that do not exist yet; the user ids of those inserted."""
+    inserted: set[uuid.UUID] = set()
+    for start in range(0, len(rows), 500):
+        query = (
+            _insert_ignoring_duplicates(session, Enrollment)
+            .values(rows[start : start + 500])
+            .returning(Enrollment.user_id)
+        )
+        inserted.update((await session.scalars(query)).all())
+    return inserted
+
+
+async def reactivate(
+    session: AsyncSession,
+    *,
+    workshop_id: uuid.UUID,
+    user_ids: Sequence[uuid.UUID],
+    by: uuid.UUID | None,
+    at: datetime,
+) -> set[uuid.UUID]:
+    """Withdrawn enrollments of these users made active again; their user ids."""
+    query = (
+        update(Enrollment)
+        .where(
+            Enrollment.workshop_id == workshop_id,
+            Enrollment.user_id.in_(user_ids),
+            Enrollment.status != ACTIVE,
+        )
+        .values(status=ACTIVE, enrolled_at=at, enrolled_by=by, withdrawn_at=None)
+        .returning(Enrollment.user_id)
+        .execution_options(synchronize_session=False)
+    )
+    return set((await session.scalars(query)).all())
+
+
+async def enrollments_of(
+    session: AsyncSession, workshop_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
+) -> Sequence[Enrollment]:
+    query = select(Enrollment).where(
+        Enrollment.workshop_id == workshop_id, Enrollment.user_id.in_(user_ids)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def enrollment(
+    session: AsyncSession, workshop_id: uuid.UUID, user_id: uuid.UUID
+) -> Enrollment | None:
+    return await session.scalar(
+        select(Enrollment).where(
+            Enrollment.workshop_id == workshop_id, Enrollment.user_id == user_id
+        )
+    )
+
+
+async def enrollment_page(
+    session: AsyncSession,
+    workshop_id: uuid.UUID,
+    *,
+    status: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[Enrollment]:
+    query = (
+        select(Enrollment)
+        .where(Enrollment.workshop_id == workshop_id)
+        .order_by(Enrollment.created_at, Enrollment.id)
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(Enrollment.status == status)
+    if after is not None:
+        at, last_id = after
+        query = query.where(
+            or_(
+                Enrollment.created_at > at,
+                and_(Enrollment.created_at == at, Enrollment.id > last_id),
+            )
+        )
+    return (await session.scalars(query)).all()
+
+
+async def withdraw(
+    session: AsyncSession, workshop_id: uuid.UUID, user_id: uuid.UUID, *, at: datetime
+) -> uuid.UUID | None:
+    """Withdraw an active enrollment; its id, or None when there was none to withdraw."""
+    query = (
+        update(Enrollment)
+        .where(
+            Enrollment.workshop_id == workshop_id,
+            Enrollment.user_id == user_id,
+            Enrollment.status == ACTIVE,
+        )
+        .values(status="withdrawn", withdrawn_at=at)
+        .returning(Enrollment.id)
+        .execution_options(synchronize_session=False)
+    )
+    found: uuid.UUID | None = await session.scalar(query)
+    return found
+
+
+async def lock_workshop_enrollments(
+    session: AsyncSession, workshop_id: uuid.UUID
+) -> Sequence[Enrollment]:
+    query = select(Enrollment).where(Enrollment.workshop_id == workshop_id).with_for_update()
+    return (await session.scalars(query)).all()
+
+
+# -- progress ------------------------------------------------------------------------------
+
+_ENROLLMENT_STATE = (
+    Enrollment.id,
+    Enrollment.status,
+    Enrollment.substeps_done,
+    Enrollment.steps_done,
+    Enrollment.completed_at,
+)
+
+
+async def lock_enrollment(session: AsyncSession, workshop_id: uuid.UUID, user_id: uuid.UUID) -> Any:
+    """One enrollment's state, locked until the transaction ends (see `lock_workshop`)."""
+    where = (Enrollment.workshop_id == workshop_id, Enrollment.user_id == user_id)
+    if _is_postgres(session):
+        query: Any = select(*_ENROLLMENT_STATE).where(*where).with_for_update()
+    else:
+        query = (
+            update(Enrollment)
+            .where(*where)
+            .values(last_activity_at=Enrollment.last_activity_at)
+            .returning(*_ENROLLMENT_STATE)
+            .execution_options(synchronize_session=False)
+        )
+    row: Any = (await session.execute(query)).first()
+    return row
+
+
+async def progress_target(
+    session: AsyncSession, workshop_id: uuid.UUID, substep_id: uuid.UUID
+) -> Any:
+    """In one query: the workshop's status and sizes, and the substep's workshop, step
+    and that step's size (None when there is no such substep)."""
+    query = (
+        select(
+            Workshop.status,
+            Workshop.step_count,
+            Workshop.substep_count,
+            Substep.workshop_id.label("substep_workshop_id"),
+            Substep.step_id,
+            Step.substep_count.label("step_size"),
+        )
+        .select_from(Workshop)
+        .outerjoin(Substep, Substep.id == substep_id)
+        .outerjoin(Step, Step.id == Substep.step_id)
+        .where(Workshop.id == workshop_id)
+    )
+    return (await session.execute(query)).first()
+
+
+async def add_progress(
+    session: AsyncSession,
+    *,
+    enrollment_id: uuid.UUID,
+    substep_id: uuid.UUID,
+    step_id: uuid.UUID,
+    at: datetime,
+) -> bool:
+    """Record a substep as done; False when it already was."""
+    query = (
+        _insert_ignoring_duplicates(session, Progress)
+        .values(
+            enrollment_id=enrollment_id, substep_id=substep_id, step_id=step_id, completed_at=at
+        )
+        .returning(Progress.substep_id)
+    )
+    return (await session.scalar(query)) is not None
+
+
+async def step_progress(session: AsyncSession, enrollment_id: uuid.UUID, step_id: uuid.UUID) -> int:
+    query = select(func.count()).where(
+        Progress.enrollment_id == enrollment_id, Progress.step_id == step_id
+    )
+    return int(await session.scalar(query) or 0)
+
+
+async def set_counters(
+    session: AsyncSession,
+    enrollment_id: uuid.UUID,
+    *,
+    substeps_done: int,
+    steps_done: int,
+    completed_at: datetime | None,
+    at: datetime,
+) -> None:
+    await session.execute(
+        update(Enrollment)
+        .where(Enrollment.id == enrollment_id)
+        .values(
+            substeps_done=substeps_done,
+            steps_done=steps_done,
+            completed_at=completed_at,
+            last_activity_at=at,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def progress_of(session: AsyncSession, enrollment_id: uuid.UUID) -> dict[uuid.UUID, datetime]:
+    rows = await session.execute(
+        select(Progress.substep_id, Progress.completed_at).where(
+            Progress.enrollment_id == enrollment_id
+        )
+    )
+    return {row.substep_id: row.completed_at for row in rows}
+
+
+async def step_progress_counts(
+    session: AsyncSession, workshop_id: uuid.UUID
+) -> dict[uuid.UUID, dict[uuid.UUID, int]]:
+    """For each enrollment of a workshop, how many substeps of each step it has done."""
+    rows = await session.execute(
+        select(Progress.enrollment_id, Progress.step_id, func.count())
+        .join(Enrollment, Enrollment.id == Progress.enrollment_id)
+        .where(Enrollment.workshop_id == workshop_id)
+        .group_by(Progress.enrollment_id, Progress.step_id)
+    )
+    counts: dict[uuid.UUID, dict[uuid.UUID, int]] = {}
+    for enrollment_id, step_id, count in rows:
+        counts.setdefault(enrollment_id, {})[step_id] = int(count)
+    return counts
+
+
+async def move_progress(session: AsyncSession, moves: dict[uuid.UUID, uuid.UUID]) -> None:
+    """Follow substeps that moved to another step."""
+    for substep_id, step_id in moves.items():
+        await session.execute(
+            update(Progress)
+            .where(Progress.substep_id == substep_id)
+            .values(step_id=step_id)
+            .execution_options(synchronize_session=False)
+        )
