@@ -99,7 +99,7 @@ EOF
     log "formatting storage in $dir/data"
     local cluster_id
     cluster_id=$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
-    quietly "$dir/format.log" "${java[@]}" kafka.tools.StorageTool format -c "$dir/server.properties" -t "$cluster_id"
+    quietly "$dir/format.log" "${java[@]}" kafka.tools.StorageTool format -c "$dir/server.properties" --cluster-id="$cluster_id"
   fi
   log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$port (controller on $controller_port)"
   "${java[@]}" kafka.Kafka "$dir/server.properties" >"$dir/kafka.log" 2>&1 &

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from sukverse_auth.app import create_app
 from sukverse_auth.settings import AuthSettings
 from sukverse_common.app import build_bus
-from sukverse_common.events.bus import Bus
+from sukverse_common.events.bus import Bus, each
 from sukverse_common.events.envelope import CloudEvent
 
 ADMIN_EMAIL = "admin@example.com"
@@ -55,7 +55,7 @@ def published(bus: Bus) -> list[CloudEvent]:
     async def record(event: CloudEvent) -> None:
         events.append(event)
 
-    bus.subscribe("test", ["sukverse.auth"], record)
+    bus.subscribe("test", ["sukverse.auth"], each(record))
     return events
 
 

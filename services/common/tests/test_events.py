@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
 from sukverse_common.db import Database, create_engine
-from sukverse_common.events.bus import InMemoryBus, Message
+from sukverse_common.events.bus import InMemoryBus, Message, each
 from sukverse_common.events.contracts import UserRegistered, UserRolesChanged
 from sukverse_common.events.envelope import CloudEvent
 from sukverse_common.events.inbox import EventConsumer, EventContext, InboxDispatcher
@@ -50,7 +50,7 @@ async def test_relay_publishes_committed_events_in_order_once(database: Database
     async def record(event: CloudEvent) -> None:
         seen.append(event.data["email"])
 
-    bus.subscribe("test", ["sukverse.auth"], record)
+    bus.subscribe("test", ["sukverse.auth"], each(record))
     await bus.start()
     async with database.sessions() as session, session.begin():
         for i in range(5):
@@ -77,7 +77,7 @@ async def test_a_failed_publish_leaves_the_events_for_the_next_drain(database: D
         if len(attempts) == 1:
             raise ConnectionError("broker away")
 
-    bus.subscribe("test", ["sukverse.auth"], flaky)
+    bus.subscribe("test", ["sukverse.auth"], each(flaky))
     await bus.start()
     async with database.sessions() as session, session.begin():
         await outbox.add(session, registered("a@example.com"), subject="a")
@@ -121,6 +121,38 @@ async def test_inbox_applies_a_redelivered_event_once(database: Database) -> Non
         assert await session.scalar(select(func.count()).select_from(greetings)) == 1
 
 
+async def test_a_batch_is_applied_in_order_once_even_with_an_event_repeated_in_it(
+    database: Database,
+) -> None:
+    consumer, applied = EventConsumer("greeter"), []
+
+    @consumer.on(UserRegistered)
+    async def greet(ctx: EventContext, data: UserRegistered) -> None:
+        applied.append(data.email)
+        await ctx.session.execute(greetings.insert().values(email=data.email))
+
+    bus, outbox = InMemoryBus(), Outbox(tables.outbox)
+    make_dispatcher(database, bus, consumer).subscribe()
+    await bus.start()
+    async with database.sessions() as session, session.begin():
+        envelopes = await outbox.add_many(
+            session, [(registered(f"{i}@example.com"), f"user-{i % 3}") for i in range(6)]
+        )
+    assert [envelope.subject for envelope in envelopes] == [f"user-{i % 3}" for i in range(6)]
+    relay = OutboxRelay(
+        outbox=outbox, database=database, bus=bus, metrics=Metrics("test"), poll_seconds=1
+    )
+    assert await relay.drain() == 6
+    again = [Message("sukverse.auth", e.subject, e) for e in (envelopes[4], envelopes[1])]
+    await bus.publish([*again, *again])
+    fresh = CloudEvent.wrap(registered("6@example.com"), subject="user-0")
+    await bus.publish([Message("sukverse.auth", "user-0", fresh)] * 2)
+    expected = [f"{i}@example.com" for i in range(7)]
+    assert applied == expected
+    async with database.sessions() as session:
+        assert (await session.scalars(select(greetings.c.email))).all() == expected
+
+
 async def test_a_poison_event_goes_to_the_dead_letter_topic_and_the_consumer_moves_on(
     database: Database,
 ) -> None:
@@ -136,7 +168,7 @@ async def test_a_poison_event_goes_to_the_dead_letter_topic_and_the_consumer_mov
         dead.append(event)
 
     bus = InMemoryBus()
-    bus.subscribe("ops", ["sukverse.auth.dlq"], dead_letters)
+    bus.subscribe("ops", ["sukverse.auth.dlq"], each(dead_letters))
     make_dispatcher(database, bus, consumer).subscribe()
     await bus.start()
     bad = CloudEvent.wrap(registered("bad@example.com"), subject="u1")
@@ -168,7 +200,7 @@ async def test_a_malformed_event_for_a_handled_type_is_dead_lettered(database: D
         dead.append(event)
 
     bus = InMemoryBus()
-    bus.subscribe("ops", ["sukverse.auth.dlq"], dead_letters)
+    bus.subscribe("ops", ["sukverse.auth.dlq"], each(dead_letters))
     make_dispatcher(database, bus, consumer).subscribe()
     await bus.start()
     malformed = CloudEvent(

@@ -20,7 +20,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, distinct, func,
 
 from sukverse_common.app import create_service_app
 from sukverse_common.db import Database, create_engine
-from sukverse_common.events.bus import Message
+from sukverse_common.events.bus import Message, each
 from sukverse_common.events.contracts import UserRegistered
 from sukverse_common.events.envelope import CloudEvent
 from sukverse_common.events.inbox import EventConsumer, EventContext, InboxDispatcher
@@ -231,7 +231,7 @@ async def test_events_of_one_key_arrive_in_publish_order_across_partitions(
         seen[event.subject].append(event.data["n"])
 
     bus = make_bus(kafka_server, prefix)
-    bus.subscribe("order", [TOPIC], record)
+    bus.subscribe("order", [TOPIC], each(record))
     await bus.start()
     try:
         messages = [Message(TOPIC, key, thing(key, n)) for n in range(50) for key in keys]
@@ -255,7 +255,7 @@ async def test_every_group_gets_every_event(kafka_server: Broker, prefix: str) -
 
     bus = make_bus(kafka_server, prefix)
     for group in ("mailer", "audit"):
-        bus.subscribe(group, [TOPIC], collector(group))
+        bus.subscribe(group, [TOPIC], each(collector(group)))
     await bus.start()
     try:
         await bus.publish([Message(TOPIC, "same-key", thing("same-key", n)) for n in range(20)])
@@ -273,7 +273,7 @@ async def test_a_publish_before_start_waits_for_it(kafka_server: Broker, prefix:
         got.append(event)
 
     bus = make_bus(kafka_server, prefix)
-    bus.subscribe("early", [TOPIC], record)
+    bus.subscribe("early", [TOPIC], each(record))
     early = asyncio.create_task(bus.publish([Message(TOPIC, "k", thing("k", 1))]))
     await asyncio.sleep(0)
     assert not early.done()
@@ -297,7 +297,7 @@ async def test_a_failing_handler_gets_the_same_record_again_before_the_next(
             raise RuntimeError("database away")
 
     bus = make_bus(kafka_server, prefix)
-    bus.subscribe("flaky", [TOPIC], flaky)
+    bus.subscribe("flaky", [TOPIC], each(flaky))
     await bus.start()
     try:
         await bus.publish([Message(TOPIC, "k", thing("k", n)) for n in range(3)])
@@ -319,11 +319,11 @@ async def test_a_consumer_restarted_before_committing_gets_the_event_again_and_a
     dispatcher = make_dispatcher(greeter(), db, first)
 
     async def apply_then_hang(event: CloudEvent) -> None:
-        await dispatcher.handle(event)  # the effect and the inbox row commit here
+        await dispatcher.handle([event])  # the effect and the inbox row commit here
         crashed.set()
         await asyncio.Event().wait()  # the process "dies" before the offset is committed
 
-    first.subscribe("greeter", [TOPIC], apply_then_hang)
+    first.subscribe("greeter", [TOPIC], each(apply_then_hang))
     await first.start()
     try:
         await first.publish([Message(TOPIC, "u1", event)])
@@ -353,7 +353,7 @@ async def test_a_record_that_is_not_a_cloudevent_goes_to_the_dead_letter_topic(
         handled.append(event)
 
     bus = make_bus(kafka_server, prefix)
-    bus.subscribe("reader", [TOPIC], record)
+    bus.subscribe("reader", [TOPIC], each(record))
     await bus.start()
     try:
         raw = AIOKafkaProducer(bootstrap_servers=kafka_server.address)

@@ -9,7 +9,18 @@ from typing import NamedTuple, Protocol
 
 from sukverse_common.events.envelope import CloudEvent
 
-Handler = Callable[[CloudEvent], Awaitable[None]]
+Handler = Callable[[Sequence[CloudEvent]], Awaitable[None]]
+"""Handles a batch of events in order; raising means none of the batch counts as handled."""
+
+
+def each(handler: Callable[[CloudEvent], Awaitable[None]]) -> Handler:
+    """A batch handler that hands the events to `handler` one at a time."""
+
+    async def handle(events: Sequence[CloudEvent]) -> None:
+        for event in events:
+            await handler(event)
+
+    return handle
 
 
 class Message(NamedTuple):
@@ -23,7 +34,8 @@ def dead_letter_topic(topic: str) -> str:
 
 
 class Bus(Protocol):
-    """Publishes in order per key and delivers at least once to every subscribed group."""
+    """Publishes in order per key and delivers at least once to every subscribed group,
+    in batches that keep the order of each key."""
 
     async def start(self) -> None:
         """Begin delivering; subscriptions made before this see every event."""
@@ -63,10 +75,14 @@ class InMemoryBus:
             self._handlers[topic][group] = handler
 
     async def publish(self, messages: Sequence[Message]) -> None:
+        """Hand each subscribed group, in one call, the messages of its topics in order."""
         await self._started.wait()
+        batches: dict[str, tuple[Handler, list[CloudEvent]]] = {}
         for message in messages:
-            for handler in list(self._handlers.get(message.topic, {}).values()):
-                await handler(message.event)
+            for group, handler in self._handlers.get(message.topic, {}).items():
+                batches.setdefault(group, (handler, []))[1].append(message.event)
+        for handler, events in batches.values():
+            await handler(events)
 
     async def ready(self) -> bool:
         return self._started.is_set() and not self._stopped

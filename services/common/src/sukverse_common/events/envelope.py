@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from sukverse_common.events.contracts import EventData
 
@@ -25,6 +25,8 @@ class CloudEvent(BaseModel):
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]
 
+    _json: bytes | None = PrivateAttr(default=None)
+
     @classmethod
     def wrap(cls, data: EventData, *, subject: str) -> CloudEvent:
         return cls(
@@ -34,5 +36,14 @@ class CloudEvent(BaseModel):
             data=data.model_dump(mode="json"),
         )
 
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> CloudEvent:
+        """Parse a structured-mode event; `to_bytes` then returns the same JSON unchanged."""
+        event = cls.model_validate_json(raw)
+        event._json = raw.encode() if isinstance(raw, str) else raw
+        return event
+
     def to_bytes(self) -> bytes:
-        return self.model_dump_json().encode()
+        if self._json is None:
+            self._json = self.model_dump_json().encode()
+        return self._json

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import structlog
 from pydantic import ValidationError
@@ -37,6 +37,13 @@ class EventContext:
 
 
 EventHandler = Callable[[EventContext, Any], Awaitable[None]]
+
+
+class _Work(NamedTuple):
+    event: CloudEvent
+    data: EventData
+    handler: EventHandler
+
 
 TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
@@ -103,59 +110,101 @@ class InboxDispatcher:
     def _outcome(self, outcome: str) -> None:
         self.metrics.events_handled.labels(self.metrics.service, self.consumer.name, outcome).inc()
 
-    async def handle(self, event: CloudEvent) -> None:
-        entry = self.consumer.handlers.get(event.type)
-        if entry is None:
-            self._outcome("ignored")
-            return
-        contract, handler = entry
-        try:
-            data = contract.model_validate(event.data)
-        except ValidationError as exc:
-            await self._dead_letter(event, f"data does not match {event.type}: {exc}")
-            return
+    async def handle(self, events: Sequence[CloudEvent]) -> None:
+        """Handle a batch in one transaction; if any handler fails, event by event, so one
+        poison event costs its neighbours a second try and nothing more."""
+        work: list[_Work] = []
+        for event in events:
+            entry = self.consumer.handlers.get(event.type)
+            if entry is None:
+                self._outcome("ignored")
+                continue
+            contract, handler = entry
+            try:
+                data = contract.model_validate(event.data)
+            except ValidationError as exc:
+                await self._dead_letter(event, f"data does not match {event.type}: {exc}")
+                continue
+            work.append(_Work(event, data, handler))
+        if len(work) > 1:
+            try:
+                outcomes = await self._apply(work)
+            except Exception as exc:
+                log.info(
+                    "event batch failed; handling its events one by one",
+                    consumer=self.consumer.name,
+                    events=len(work),
+                    error=repr(exc),
+                )
+            else:
+                for outcome in outcomes:
+                    self._outcome(outcome)
+                return
+        for item in work:
+            await self._handle_one(item)
+
+    async def _handle_one(self, item: _Work) -> None:
+        """Retry infrastructure trouble until it passes; dead-letter after `max_attempts`
+        failures of the handler itself."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                outcome = await self._apply(event, data, handler)
+                [outcome] = await self._apply([item])
             except Exception as exc:
                 self.metrics.handler_errors.labels(self.metrics.service, self.consumer.name).inc()
                 transient = is_transient(exc)
                 log.warning(
                     "event handler failed",
                     consumer=self.consumer.name,
-                    event_id=str(event.id),
-                    event_type=event.type,
+                    event_id=str(item.event.id),
+                    event_type=item.event.type,
                     attempt=attempt,
                     transient=transient,
                     error=repr(exc),
                 )
                 if not transient and attempt >= self.max_attempts:
-                    await self._dead_letter(event, repr(exc))
+                    await self._dead_letter(item.event, repr(exc))
                     return
                 await asyncio.sleep(min(30.0, self.backoff_seconds * 2 ** min(attempt, 8)))
                 continue
             self._outcome(outcome)
             return
 
-    async def _apply(self, event: CloudEvent, data: EventData, handler: EventHandler) -> str:
+    async def _apply(self, work: Sequence[_Work]) -> list[str]:
+        """Record the events in the inbox and run the handlers of those not seen before,
+        all in one transaction; an outcome per event."""
+        now = datetime.now(UTC)
+        rows = {
+            item.event.id: {
+                "consumer": self.consumer.name,
+                "event_id": item.event.id,
+                "event_type": item.event.type,
+                "handled_at": now,
+            }
+            for item in work
+        }
+        dialect = postgresql if self.database.dialect == "postgresql" else sqlite
         async with self.database.sessions() as session, session.begin():
-            dialect = postgresql if self.database.dialect == "postgresql" else sqlite
-            recorded = await session.execute(
-                dialect.insert(self.inbox)
-                .values(
-                    consumer=self.consumer.name,
-                    event_id=event.id,
-                    event_type=event.type,
-                    handled_at=datetime.now(UTC),
+            new = set(
+                await session.scalars(
+                    dialect.insert(self.inbox)
+                    .on_conflict_do_nothing()
+                    .returning(self.inbox.c.event_id),
+                    list(rows.values()),
                 )
-                .on_conflict_do_nothing()
             )
-            if recorded.rowcount == 0:  # type: ignore[attr-defined]
-                return "duplicate"
-            await handler(EventContext(session=session, event=event, outbox=self.outbox), data)
-        return "handled"
+            outcomes = []
+            for item in work:
+                if item.event.id not in new:
+                    outcomes.append("duplicate")
+                    continue
+                new.discard(item.event.id)
+                await item.handler(
+                    EventContext(session=session, event=item.event, outbox=self.outbox), item.data
+                )
+                outcomes.append("handled")
+        return outcomes
 
     async def _dead_letter(self, event: CloudEvent, reason: str) -> None:
         log.error(

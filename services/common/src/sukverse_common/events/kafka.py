@@ -17,6 +17,7 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
     for_code,
 )
+from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
 from sukverse_common.events.bus import Handler, Message, dead_letter_topic
@@ -31,6 +32,9 @@ READY_TIMEOUT_SECONDS = 2.0
 FETCH_TIMEOUT_MS = 1000
 MAX_RECORDS = 500
 MAX_REASON_CHARS = 1000
+# The Java client's partitioner (murmur2 of the key), so every client agrees on a key's
+# partition.
+_PARTITIONER = DefaultPartitioner()
 
 
 class _Record(NamedTuple):
@@ -212,17 +216,36 @@ class KafkaBus:
                 raise
 
     async def _send_all(self, records: Sequence[_Record]) -> None:
+        """Send records as one batch per partition, each partition's in the order given."""
         if self._producer is None:
             self._producer = await self._start_producer()
+        producer = self._producer
         await self._create_topics({record.topic for record in records})
-        futures: list[asyncio.Future[Any]] = []
+        by_partition: dict[tuple[str, int], list[_Record]] = {}
+        partitions: dict[str, list[int]] = {}
         for record in records:
-            future = await self._producer.send(
-                record.topic, record.value, key=record.key, headers=record.headers
-            )
+            if record.topic not in partitions:
+                partitions[record.topic] = sorted(await producer.partitions_for(record.topic))
+            every = partitions[record.topic]
+            partition = _PARTITIONER(record.key, every, every)
+            by_partition.setdefault((record.topic, partition), []).append(record)
+        futures: list[asyncio.Future[Any]] = []
+        for (topic, partition), batch_records in by_partition.items():
+            batch = producer.create_batch()
+            for record in batch_records:
+                metadata = batch.append(
+                    key=record.key, value=record.value, timestamp=None, headers=record.headers
+                )
+                if metadata is None:  # the batch is full: send it and start the next
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(
+                        key=record.key, value=record.value, timestamp=None, headers=record.headers
+                    )
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        for future in futures:
             # A call that times out leaves its futures behind; one may still fail later.
             future.add_done_callback(_retrieve_exception)
-            futures.append(future)
         await asyncio.wait(futures)
         failures = [exc for exc in (future.exception() for future in futures) if exc is not None]
         if failures:
@@ -275,7 +298,8 @@ class KafkaBus:
 
 
 class _GroupConsumer:
-    """One consumer group's loop: fetch, handle each record in partition order, commit."""
+    """One consumer group's loop: fetch, hand the records to the handlers in partition
+    order, commit."""
 
     def __init__(self, bus: KafkaBus, *, group: str, handlers: dict[str, Handler]) -> None:
         self.bus = bus
@@ -320,51 +344,58 @@ class _GroupConsumer:
             batches = await consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS, max_records=MAX_RECORDS)
             if not batches:
                 continue
-            offsets: dict[TopicPartition, int] = {}
-            failed = False
-            for partition, records in batches.items():
-                handled, stopped = await self._handle(consumer, partition, records)
-                if handled is not None:
-                    offsets[partition] = handled
-                failed = failed or stopped
+            offsets, failed = await self._handle(consumer, batches)
             await self._commit(consumer, offsets)
             if failed:
                 await asyncio.sleep(self.bus.backoff(self.handler_failures))
 
     async def _handle(
-        self, consumer: Any, partition: TopicPartition, records: Sequence[Any]
-    ) -> tuple[int | None, bool]:
-        """Handle records in order; the offset to commit, and whether a handler failed.
+        self, consumer: Any, batches: dict[TopicPartition, list[Any]]
+    ) -> tuple[dict[TopicPartition, int], bool]:
+        """Hand one fetch to the handlers, one call per handler with its records in
+        partition order; the offsets to commit, and whether a handler failed.
 
-        After a failure the partition is rewound to the failed record, to be fetched again."""
-        handler = self.handlers[partition.topic]
-        next_offset: int | None = None
-        for record in records:
-            try:
-                event = CloudEvent.model_validate_json(record.value or b"")
-            except ValidationError as exc:
-                await self.bus.dead_letter(
-                    record, group=self.group, reason=f"not a CloudEvent: {exc}"
-                )
-            else:
+        A record that is not a CloudEvent goes to the dead-letter topic at once. When a
+        handler fails, its partitions are rewound to their first record in the call, to be
+        fetched again (an unreadable record after that one is then dead-lettered again)."""
+        offsets: dict[TopicPartition, int] = {}
+        calls: dict[Handler, list[tuple[TopicPartition, int, CloudEvent]]] = {}
+        for partition, records in batches.items():
+            handler = self.handlers[partition.topic]
+            for record in records:
                 try:
-                    await handler(event)
-                except Exception as exc:
-                    self.handler_failures += 1
-                    log.warning(
-                        "kafka handler failed; retrying the record",
-                        group=self.group,
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        attempt=self.handler_failures,
-                        error=repr(exc),
+                    event = CloudEvent.model_validate_json(record.value or b"")
+                except ValidationError as exc:
+                    await self.bus.dead_letter(
+                        record, group=self.group, reason=f"not a CloudEvent: {exc}"
                     )
-                    consumer.seek(partition, record.offset)
-                    return next_offset, True
-                self.handler_failures = 0
-            next_offset = record.offset + 1
-        return next_offset, False
+                else:
+                    calls.setdefault(handler, []).append((partition, record.offset, event))
+            offsets[partition] = records[-1].offset + 1
+        failed = False
+        for handler, entries in calls.items():
+            try:
+                await handler([event for _, _, event in entries])
+            except Exception as exc:
+                failed = True
+                self.handler_failures += 1
+                first: dict[TopicPartition, int] = {}
+                for partition, offset, _ in entries:
+                    first.setdefault(partition, offset)
+                log.warning(
+                    "kafka handler failed; retrying its records",
+                    group=self.group,
+                    records=len(entries),
+                    rewound={f"{tp.topic}:{tp.partition}": offset for tp, offset in first.items()},
+                    attempt=self.handler_failures,
+                    error=repr(exc),
+                )
+                for partition, offset in first.items():
+                    consumer.seek(partition, offset)
+                    offsets[partition] = offset
+        if not failed:
+            self.handler_failures = 0
+        return offsets, failed
 
     async def _commit(self, consumer: Any, offsets: dict[TopicPartition, int]) -> None:
         assigned = consumer.assignment()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     Uuid,
+    cast,
     event,
     func,
     insert,
@@ -85,21 +88,34 @@ class Outbox:
         self.committed = asyncio.Event()
 
     async def add(self, session: AsyncSession, data: EventData, *, subject: str) -> CloudEvent:
-        envelope = CloudEvent.wrap(data, subject=subject)
+        [envelope] = await self.add_many(session, [(data, subject)])
+        return envelope
+
+    async def add_many(
+        self, session: AsyncSession, events: Sequence[tuple[EventData, str]]
+    ) -> list[CloudEvent]:
+        """Add events, each with its subject (the aggregate id), in one statement."""
+        envelopes = [CloudEvent.wrap(data, subject=subject) for data, subject in events]
+        if not envelopes:
+            return envelopes
         await session.execute(
-            insert(self.table).values(
-                event_id=envelope.id,
-                topic=data.topic(),
-                aggregate_type=data.aggregate_type,
-                aggregate_id=subject,
-                event_type=envelope.type,
-                payload=envelope.model_dump(mode="json"),
-                created_at=envelope.time,
-            )
+            insert(self.table),
+            [
+                {
+                    "event_id": envelope.id,
+                    "topic": data.topic(),
+                    "aggregate_type": data.aggregate_type,
+                    "aggregate_id": envelope.subject,
+                    "event_type": envelope.type,
+                    "payload": envelope.model_dump(mode="json"),
+                    "created_at": envelope.time,
+                }
+                for envelope, (data, _) in zip(envelopes, events, strict=True)
+            ],
         )
         if not event.contains(session.sync_session, "after_commit", self._on_commit):
             event.listen(session.sync_session, "after_commit", self._on_commit, once=True)
-        return envelope
+        return envelopes
 
     def _on_commit(self, _session: Any) -> None:
         self.committed.set()
@@ -120,7 +136,7 @@ class OutboxRelay:
         bus: Bus,
         metrics: Metrics,
         poll_seconds: float,
-        batch_size: int = 200,
+        batch_size: int = 500,
     ) -> None:
         self.outbox = outbox
         self.database = database
@@ -157,7 +173,12 @@ class OutboxRelay:
                     break
                 rows = (
                     await session.execute(
-                        select(table.c.id, table.c.topic, table.c.aggregate_id, table.c.payload)
+                        select(
+                            table.c.id,
+                            table.c.topic,
+                            table.c.aggregate_id,
+                            cast(table.c.payload, Text).label("payload"),
+                        )
                         .where(table.c.published_at.is_(None))
                         .order_by(table.c.id)
                         .limit(self.batch_size)
@@ -168,7 +189,7 @@ class OutboxRelay:
                     break
                 await self.bus.publish(
                     [
-                        Message(row.topic, row.aggregate_id, CloudEvent.model_validate(row.payload))
+                        Message(row.topic, row.aggregate_id, CloudEvent.from_json(row.payload))
                         for row in rows
                     ]
                 )
