@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from sukverse_common.app import build_bus
-from sukverse_common.events.bus import Bus, Message
+from sukverse_common.events.bus import Bus, Message, each
 from sukverse_common.events.contracts import EnrollmentCreated, EnrollmentWithdrawn
 from sukverse_common.events.envelope import CloudEvent
 from sukverse_quiz.app import create_app
@@ -67,7 +67,7 @@ def published(bus: Bus) -> list[CloudEvent]:
     async def record(event: CloudEvent) -> None:
         events.append(event)
 
-    bus.subscribe("test", ["sukverse.quiz"], record)
+    bus.subscribe("test", ["sukverse.quiz"], each(record))
     return events
 
 

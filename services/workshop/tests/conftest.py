@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from sukverse_common.app import build_bus
-from sukverse_common.events.bus import Bus
+from sukverse_common.events.bus import Bus, each
 from sukverse_common.events.envelope import CloudEvent
 from sukverse_common.keys import DATABASE, OUTBOX
 from sukverse_workshop.app import create_app
@@ -57,7 +57,7 @@ def published(bus: Bus) -> list[CloudEvent]:
     async def record(event: CloudEvent) -> None:
         events.append(event)
 
-    bus.subscribe("test", ["sukverse.workshop"], record)
+    bus.subscribe("test", ["sukverse.workshop"], each(record))
     return events
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, NamedTuple, NoReturn
 
 import structlog
@@ -320,7 +320,7 @@ class _GroupConsumer:
                 auto_offset_reset="earliest",
             )
             try:
-                await consumer.start()
+                await _settled(consumer.start(), self.bus.publish_timeout)
                 await self._consume(consumer)
             except KafkaError as exc:
                 self.broker_failures += 1
@@ -412,6 +412,22 @@ class _GroupConsumer:
             log.warning("kafka offsets not committed", group=self.group, error=repr(exc))
             return
         self.broker_failures = 0
+
+
+async def _settled(call: Awaitable[None], grace_seconds: float) -> None:
+    """Await `call`; if cancelled meanwhile, give it up to `grace_seconds` to finish before
+    passing the cancellation on. A client cancelled while it connects leaves a socket that
+    its `stop` does not know of."""
+    task = asyncio.ensure_future(call)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task], timeout=grace_seconds)
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
 
 
 def _report_end(task: asyncio.Task[NoReturn]) -> None:
