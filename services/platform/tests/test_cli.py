@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from sukverse_platform.registry import DEFAULT_PORT_BASE, SERVICES
+
 PASSWORD = "correct horse battery staple"
 
 
@@ -39,11 +41,14 @@ def free_port_base(count: int = 6) -> int:
     raise RuntimeError("no free block of ports")
 
 
-def call(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+def call(
+    method: str, url: str, body: dict[str, Any] | None = None, token: str | None = None
+) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read() or b"null")
@@ -57,9 +62,15 @@ class Platform:
         self.port_base = free_port_base()
         self.url = f"http://127.0.0.1:{self.port_base}"
         self.process: subprocess.Popen[str] | None = None
+        self.env: dict[str, str] = {}
+
+    def service_url(self, name: str) -> str:
+        return (
+            f"http://127.0.0.1:{self.port_base + SERVICES[name].default_port - DEFAULT_PORT_BASE}"
+        )
 
     def start(self) -> None:
-        env = {**os.environ, "SUKVERSE_DATA_DIR": str(self.data_dir)}
+        env = {**os.environ, "SUKVERSE_DATA_DIR": str(self.data_dir), **self.env}
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -75,15 +86,19 @@ class Platform:
             text=True,
         )
         deadline = time.monotonic() + 30
+        waiting = set(SERVICES)
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.process.communicate()[0]
-            try:
-                if call("GET", f"{self.url}/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass
+            for name in sorted(waiting):
+                try:
+                    if call("GET", f"{self.service_url(name)}/readyz")[0] == 200:
+                        waiting.discard(name)
+                except OSError:
+                    pass
+            if not waiting:
+                return
             time.sleep(0.05)
-        raise AssertionError("sukverse up did not become ready")
+        raise AssertionError(f"sukverse up did not get {sorted(waiting)} ready")
 
     def interrupt(self) -> tuple[int, str]:
         assert self.process is not None
@@ -116,7 +131,9 @@ def test_up_serves_stops_cleanly_on_ctrl_c_and_keeps_data(platform: Platform) ->
     assert "admin@sukverse.localhost" in output  # the generated admin was shown
     assert '"event": "stopping"' in output
     assert "Traceback" not in output
-    assert sorted(p.name for p in platform.data_dir.glob("*.db")) == ["auth.db"]
+    assert sorted(p.name for p in platform.data_dir.glob("*.db")) == sorted(
+        f"{name}.db" for name in SERVICES
+    )
 
     platform.start()
     status, pair = call(
@@ -145,3 +162,47 @@ def test_bad_settings_stop_with_a_clear_message(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "max_body_bytes" in result.stderr
+
+
+def test_up_carries_events_between_services_in_process(platform: Platform) -> None:
+    admin = {"email": "root@example.com", "password": "a long admin passphrase for tests"}
+    platform.env = {
+        "SUKVERSE_ADMIN_EMAIL": admin["email"],
+        "SUKVERSE_ADMIN_PASSWORD": admin["password"],
+    }
+    platform.start()
+    student = {"email": "learner@example.com", "password": PASSWORD}
+    status, user = call("POST", f"{platform.url}/auth/register", {**student, "full_name": "L"})
+    assert status == 201
+    root = call("POST", f"{platform.url}/auth/login", admin)[1]["access_token"]
+    learner = call("POST", f"{platform.url}/auth/login", student)[1]["access_token"]
+    workshops, quizzes = platform.service_url("workshop"), platform.service_url("quiz")
+    body = {"title": "W", "steps": [{"title": "S", "substeps": [{"title": "T"}]}]}
+    status, workshop = call("POST", f"{workshops}/workshops", body, root)
+    assert status == 201
+    quiz_body = {
+        "title": "Q",
+        "workshop_id": workshop["id"],
+        "pass_mark": 50,
+        "max_attempts": 1,
+        "grading": "highest",
+        "questions": [{"kind": "true_false", "prompt": "Yes?", "points": 1, "answer": True}],
+    }
+    status, quiz = call("POST", f"{quizzes}/quizzes", quiz_body, root)
+    assert status == 201
+    attempts = f"{quizzes}/quizzes/{quiz['id']}/attempts"
+    assert call("POST", attempts, None, learner)[0] == 404  # not enrolled yet
+
+    enrolled = {"user_ids": [user["id"]]}
+    assert (
+        call("POST", f"{workshops}/workshops/{workshop['id']}/enrollments", enrolled, root)[0]
+        == 200
+    )
+    # The quiz service learns of the enrollment from the workshop's event, in process.
+    deadline = time.monotonic() + 10
+    while (status := call("POST", attempts, None, learner)[0]) == 404:
+        assert time.monotonic() < deadline, "the enrollment did not reach the quiz service"
+        time.sleep(0.05)
+    assert status == 201
+    code, output = platform.interrupt()
+    assert code == 0 and "Traceback" not in output
