@@ -1,4 +1,4 @@
-"""The baseline server: a bare aiohttp JSON handler, nothing else."""
+"""The baseline server: bare aiohttp JSON handlers (a GET, and a POST of a JSON body)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,16 @@ async def hello(_: web.Request) -> web.Response:
     return web.json_response({"id": "0b7e2b8a-2f9f-4a43-9d8e-1f2b3c4d5e6f", "email": "a@b.c"})
 
 
+async def record(request: web.Request) -> web.Response:
+    """The write baseline: read a JSON body, answer with JSON."""
+    body = await request.json()
+    return web.json_response({"substep_id": body["substep_id"], "done": True})
+
+
 def main() -> None:
     app = web.Application()
     app.router.add_get("/", hello)
+    app.router.add_post("/", record)
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
@@ -25,7 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy import Column, Integer, MetaData, String, Table
 
 from benchmarks.auth import Row
-from benchmarks.harness import ROOT, data_dir, free_port, percentile
+from benchmarks.harness import data_dir, hack_server, percentile
 from sukverse_common.db import Database, create_engine
 from sukverse_common.events.bus import Message
 from sukverse_common.events.contracts import UserRegistered
@@ -56,23 +55,6 @@ greetings = Table(
 )
 
 Handled = dict[str, float]  # event id (or partition:offset) -> when its handler returned
-
-
-@contextmanager
-def kafka_broker(directory: Path) -> Iterator[str]:
-    """A broker of the benchmark's own (hack/kafka.sh); its bootstrap address."""
-    script = str(ROOT / "hack" / "kafka.sh")
-    subprocess.run(["bash", script, "install"], check=True, capture_output=True)
-    address = subprocess.run(
-        ["bash", script, "start", str(directory), str(free_port())],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    try:
-        yield address
-    finally:
-        subprocess.run(["bash", script, "stop", str(directory)], check=True, capture_output=True)
 
 
 def registered() -> UserRegistered:
@@ -365,7 +347,7 @@ async def paced_latencies(bootstrap: str, name: str) -> list[float]:
 
 def run() -> list[Row]:
     configure_logging("WARNING")
-    with data_dir() as path, kafka_broker(path / "kafka") as bootstrap:
+    with data_dir() as path, hack_server("kafka.sh", path / "kafka") as bootstrap:
         asyncio.run(raw_loop(bootstrap, RAW_EVENTS))  # warms the broker's JIT up
         raw = asyncio.run(raw_loop(bootstrap, RAW_EVENTS))
         bus = asyncio.run(bus_throughput(bootstrap, str(path / "bus"), RAW_EVENTS))

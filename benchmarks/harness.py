@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +110,23 @@ def data_dir() -> Iterator[Path]:
         yield Path(path)
 
 
+@contextmanager
+def hack_server(script: str, directory: Path) -> Iterator[str]:
+    """A server of the benchmark's own from a hack/ script; the address it prints."""
+    path = str(ROOT / "hack" / script)
+    subprocess.run(["bash", path, "install"], check=True, capture_output=True)
+    address = subprocess.run(
+        ["bash", path, "start", str(directory), str(free_port())],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    try:
+        yield address
+    finally:
+        subprocess.run(["bash", path, "stop", str(directory)], check=True, capture_output=True)
+
+
 def sukverse(*args: str) -> list[str]:
     return [sys.executable, "-m", "sukverse_platform.cli", *args]
 
@@ -159,10 +176,20 @@ def wrk(
     return WrkResult(rps, p50, p99, errors)
 
 
+Request = Callable[[int], tuple[dict[str, str], Any]]
+"""The headers and JSON body of the n-th request of a paced run."""
+
+
 async def paced_latencies(
-    url: str, *, headers: dict[str, str], rate: float, seconds: float
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    rate: float,
+    seconds: float,
+    post: Request | None = None,
 ) -> list[float]:
-    """Latencies (ms) of requests sent at a fixed rate, one at a time, open loop."""
+    """Latencies (ms) of requests sent at a fixed rate, one at a time, open loop: GETs, or
+    with `post`, POSTs of the bodies it gives."""
     latencies: list[float] = []
     interval = 1 / rate
     async with aiohttp.ClientSession(headers=headers) as session:
@@ -170,8 +197,13 @@ async def paced_latencies(
         start = loop.time()
         n = 0
         while loop.time() - start < seconds:
+            if post is None:
+                call = session.get(url)
+            else:
+                extra, body = post(n)
+                call = session.post(url, json=body, headers=extra)
             sent = time.perf_counter()
-            async with session.get(url) as response:
+            async with call as response:
                 await response.read()
                 if response.status != 200:
                     raise RuntimeError(f"{url} answered {response.status}")

@@ -1,0 +1,217 @@
+"""Workshop service on PostgreSQL: recording progress against a bare aiohttp handler, its
+latency at half that rate, and reading a workshop of 200 steps x 10 substeps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from benchmarks.auth import Row
+from benchmarks.harness import (
+    data_dir,
+    free_port,
+    hack_server,
+    http_json,
+    paced_latencies,
+    percentile,
+    process,
+    sukverse,
+    wait_ready,
+    wrk,
+)
+
+SECONDS = 10
+STUDENTS = 128  # with 16 connections, one student rarely has two requests in flight
+STEPS, SUBSTEPS = 200, 10
+PASSWORD = "correct horse battery staple"
+ADMIN = {"email": "admin@example.com", "password": "a long admin passphrase for benchmarks"}
+
+PROGRESS_LUA = """
+-- wrk: POST {substep_id} as one of the enrolled students, in turn, over every substep.
+local tokens = %s
+local substeps = %s
+local n = 0
+request = function()
+  n = n + 1
+  local body = string.format('{"substep_id": "%%s"}', substeps[(n %% #substeps) + 1])
+  local headers = {["Content-Type"] = "application/json",
+                   ["Authorization"] = "Bearer " .. tokens[(n %% #tokens) + 1]}
+  return wrk.format("POST", %s, headers, body)
+end
+"""
+
+
+def big_workshop() -> dict[str, Any]:
+    text = "Run the command, read its output, and compare it with the expected result. " * 3
+    return {
+        "title": "A long workshop",
+        "description": "200 steps of 10 substeps",
+        "steps": [
+            {
+                "title": f"Step {s}",
+                "substeps": [
+                    {"title": f"Substep {s}.{n}", "body": text, "estimated_minutes": 5}
+                    for n in range(SUBSTEPS)
+                ],
+            }
+            for s in range(STEPS)
+        ],
+    }
+
+
+def lua(path: Path, tokens: list[str], substeps: list[str], target: str) -> Path:
+    def table(values: list[str]) -> str:
+        return "{" + ", ".join(json.dumps(value) for value in values) + "}"
+
+    path.write_text(PROGRESS_LUA % (table(tokens), table(substeps), json.dumps(target)))
+    return path
+
+
+async def create_database(dsn: str, name: str) -> str:
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
+def run() -> list[Row]:
+    with data_dir() as path, hack_server("postgres.sh", path / "pg") as dsn:
+        database = asyncio.run(create_database(dsn, "workshop"))
+        bare_port, auth_port, port = free_port(), free_port(), free_port()
+        auth_url, url = f"http://127.0.0.1:{auth_port}", f"http://127.0.0.1:{port}"
+        common = {"SUKVERSE_DATA_DIR": str(path), "SUKVERSE_LOG_LEVEL": "WARNING"}
+        auth_env = {
+            **common,
+            "SUKVERSE_ADMIN_EMAIL": ADMIN["email"],
+            "SUKVERSE_ADMIN_PASSWORD": ADMIN["password"],
+            # Auth only hands out the students' tokens here: light hashing, quick set-up.
+            "SUKVERSE_ARGON2_MEMORY_KIB": "8192",
+            "SUKVERSE_ARGON2_TIME_COST": "1",
+        }
+        workshop_env = {**common, "SUKVERSE_DATABASE_URL": database, "SUKVERSE_AUTH_URL": auth_url}
+        with (
+            process([sys.executable, "-m", "benchmarks.bare", str(bare_port)]) as bare,
+            process(sukverse("serve", "auth", "--port", str(auth_port)), env=auth_env) as auth,
+            process(sukverse("serve", "workshop", "--port", str(port)), env=workshop_env) as svc,
+        ):
+            wait_ready(f"http://127.0.0.1:{bare_port}/", bare)
+            wait_ready(f"{auth_url}/readyz", auth)
+            wait_ready(f"{url}/readyz", svc)
+            admin = {"Authorization": f"Bearer {login(auth_url, ADMIN)['access_token']}"}
+            students: list[tuple[str, str]] = []
+            for i in range(STUDENTS):
+                account = {"email": f"student{i}@example.com", "password": PASSWORD}
+                user = http_json(
+                    "POST", f"{auth_url}/auth/register", {**account, "full_name": f"S {i}"}
+                )
+                students.append((user["id"], login(auth_url, account)["access_token"]))
+            workshop = http_json("POST", f"{url}/workshops", big_workshop(), admin)
+            http_json(
+                "POST",
+                f"{url}/workshops/{workshop['id']}/enrollments",
+                {"user_ids": [user_id for user_id, _ in students]},
+                admin,
+            )
+            substeps = [sub["id"] for step in workshop["steps"] for sub in step["substeps"]]
+            tokens = [token for _, token in students]
+            target = f"/workshops/{workshop['id']}/progress"
+
+            bare_post = wrk(
+                f"http://127.0.0.1:{bare_port}/",
+                seconds=SECONDS,
+                connections=16,
+                script=lua(path / "bare.lua", tokens, substeps, "/"),
+            )
+            progress = wrk(
+                f"{url}{target}",
+                seconds=SECONDS,
+                connections=16,
+                script=lua(path / "progress.lua", tokens, substeps, target),
+            )
+            half = progress.requests_per_second / 2
+
+            def later(n: int) -> tuple[dict[str, str], Any]:
+                # Substeps from the far end, so these are new completions too.
+                token = tokens[n % len(tokens)]
+                substep = substeps[-1 - (n // len(tokens)) % len(substeps)]
+                return {"Authorization": f"Bearer {token}"}, {"substep_id": substep}
+
+            paced = asyncio.run(
+                paced_latencies(f"{url}{target}", rate=half, seconds=SECONDS, post=later)
+            )
+            reads = asyncio.run(
+                paced_latencies(
+                    f"{url}/workshops/{workshop['id']}", headers=admin, rate=20, seconds=SECONDS
+                )
+            )
+            cold = cold_reads(f"{url}/workshops/{workshop['id']}", admin)
+    for check, result in (("progress", progress), ("bare", bare_post)):
+        if result.errors:
+            raise RuntimeError(f"{check}: {result.errors} failed requests")
+    ratio = progress.requests_per_second / bare_post.requests_per_second
+    p99, read_p50 = percentile(paced, 99), percentile(reads, 50)
+    return [
+        Row(
+            "POST /workshops/{id}/progress on PostgreSQL (req/s)",
+            f"{progress.requests_per_second:.0f}",
+            f"bare aiohttp JSON POST handler {bare_post.requests_per_second:.0f} req/s",
+            f"{ratio:.0%}",
+            ">= 25%",
+            ratio >= 0.25,
+        ),
+        Row(
+            f"progress p99 at half that rate, {half:.0f} req/s (ms)",
+            f"{p99:.1f}",
+            f"p50 {percentile(paced, 50):.1f} ms",
+            "-",
+            "< 50",
+            p99 < 50,
+        ),
+        Row(
+            f"GET /workshops/{{id}}, {STEPS} steps x {SUBSTEPS} substeps, p50 (ms)",
+            f"{read_p50:.1f}",
+            f"p99 {percentile(reads, 99):.1f} ms",
+            "-",
+            "< 20",
+            read_p50 < 20,
+        ),
+        Row(
+            "the same read right after an edit, nothing cached, p50 (ms)",
+            f"{percentile(cold, 50):.1f}",
+            f"p99 {percentile(cold, 99):.1f} ms",
+            "-",
+            "< 20",
+            percentile(cold, 50) < 20,
+        ),
+    ]
+
+
+def cold_reads(url: str, headers: dict[str, str], count: int = 40) -> list[float]:
+    """Read latencies (ms), each right after a PATCH that changes the workshop."""
+    latencies = []
+    for n in range(count):
+        http_json("PATCH", url, {"title": f"A long workshop, edition {n}"}, headers)
+        started = time.perf_counter()
+        http_json("GET", url, None, headers)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+def login(auth_url: str, account: dict[str, str]) -> dict[str, Any]:
+    result: dict[str, Any] = http_json("POST", f"{auth_url}/auth/login", account)
+    return result
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)
+    os._exit(0)
