@@ -36,7 +36,7 @@ from sukverse_common.logs import configure_logging
 from sukverse_common.metrics import Metrics
 
 RAW_EVENTS = 50_000
-PIPELINE_EVENTS = 20_000
+PIPELINE_EVENTS = 50_000
 EVENTS_PER_TRANSACTION = 100
 RELAY_BATCH = 500  # OutboxRelay's default batch_size
 PACED_RATE = 500
@@ -299,10 +299,10 @@ class ProducingService:
         await self.bus.stop()
         await self.database.dispose()
 
-    async def commit(self, count: int) -> tuple[list[str], float]:
-        """Write `count` events in one transaction; their ids and when it committed."""
+    async def commit(self, batch: Sequence[UserRegistered]) -> tuple[list[str], float]:
+        """Write a batch of events in one transaction; their ids and when it committed."""
         async with self.database.sessions() as session, session.begin():
-            events = [(data, str(data.user_id)) for data in (registered() for _ in range(count))]
+            events = [(data, str(data.user_id)) for data in batch]
             ids = [str(envelope.id) for envelope in await self.outbox.add_many(session, events)]
         return ids, time.monotonic()
 
@@ -316,11 +316,16 @@ async def pipeline_throughput(
         consumer_process(consumer, bootstrap, name, events) as (warm, receiver),
         ProducingService(bootstrap, name) as service,
     ):
-        await service.commit(1)
+        # The events' data is made beforehand, as the raw loop's payloads are.
+        batches = [
+            [registered() for _ in range(EVENTS_PER_TRANSACTION)]
+            for _ in range(events // EVENTS_PER_TRANSACTION)
+        ]
+        await service.commit([registered()])
         await wait_warm(warm)
         started = time.monotonic()
-        for _ in range(events // EVENTS_PER_TRANSACTION):
-            await service.commit(EVENTS_PER_TRANSACTION)
+        for batch in batches:
+            await service.commit(batch)
         handled = await results(receiver)
     return events / (max(handled.values()) - started)
 
@@ -333,12 +338,12 @@ async def paced_latencies(bootstrap: str, name: str) -> list[float]:
         consumer_process("inbox", bootstrap, name, events) as (warm, receiver),
         ProducingService(bootstrap, name) as service,
     ):
-        await service.commit(1)
+        await service.commit([registered()])
         await wait_warm(warm)
         loop = asyncio.get_running_loop()
         start = loop.time()
         for n in range(events):
-            ids, at = await service.commit(1)
+            ids, at = await service.commit([registered()])
             committed[ids[0]] = at
             await asyncio.sleep(max(0.0, start + (n + 1) / PACED_RATE - loop.time()))
         handled = await results(receiver)

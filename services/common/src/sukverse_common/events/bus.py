@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from sukverse_common.events.envelope import CloudEvent
 
@@ -23,10 +23,37 @@ def each(handler: Callable[[CloudEvent], Awaitable[None]]) -> Handler:
     return handle
 
 
-class Message(NamedTuple):
-    topic: str
-    key: str
-    event: CloudEvent
+class Message:
+    """One event to publish on `topic`, keyed by `key` (its aggregate id)."""
+
+    __slots__ = ("_event", "_json", "key", "topic")
+
+    def __init__(self, topic: str, key: str, event: CloudEvent) -> None:
+        self.topic, self.key = topic, key
+        self._event: CloudEvent | None = event
+        self._json: bytes | None = None
+
+    @classmethod
+    def from_json(cls, topic: str, key: str, raw: str | bytes) -> Message:
+        """A message from its serialised event, parsed only if something reads `event`:
+        the Kafka bus sends the JSON as it is."""
+        message = cls.__new__(cls)
+        message.topic, message.key, message._event = topic, key, None
+        message._json = raw.encode() if isinstance(raw, str) else raw
+        return message
+
+    @property
+    def event(self) -> CloudEvent:
+        if self._event is None:
+            assert self._json is not None
+            self._event = CloudEvent.from_json(self._json)
+        return self._event
+
+    def to_bytes(self) -> bytes:
+        return self._json if self._json is not None else self.event.to_bytes()
+
+    def __repr__(self) -> str:
+        return f"Message(topic={self.topic!r}, key={self.key!r})"
 
 
 def dead_letter_topic(topic: str) -> str:

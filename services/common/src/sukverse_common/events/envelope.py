@@ -29,10 +29,16 @@ class CloudEvent(BaseModel):
 
     @classmethod
     def wrap(cls, data: EventData, *, subject: str) -> CloudEvent:
-        return cls(
+        """The envelope of a contract's data; the data was validated by its contract."""
+        # Every field given: model_construct inspects default factories on each call.
+        return cls.model_construct(
+            specversion="1.0",
+            id=uuid.uuid4(),
             source=data.source(),
             type=data.event_type,
             subject=subject,
+            time=datetime.now(UTC),
+            datacontenttype="application/json",
             data=data.model_dump(mode="json"),
         )
 

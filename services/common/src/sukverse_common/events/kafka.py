@@ -155,7 +155,7 @@ class KafkaBus:
         """
         await self._produce(
             [
-                _Record(self.topic(m.topic), m.key.encode(), m.event.to_bytes(), [CONTENT_TYPE])
+                _Record(self.topic(m.topic), m.key.encode(), m.to_bytes(), [CONTENT_TYPE])
                 for m in messages
             ]
         )

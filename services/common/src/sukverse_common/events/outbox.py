@@ -188,10 +188,7 @@ class OutboxRelay:
                 if not rows:
                     break
                 await self.bus.publish(
-                    [
-                        Message(row.topic, row.aggregate_id, CloudEvent.from_json(row.payload))
-                        for row in rows
-                    ]
+                    [Message.from_json(row.topic, row.aggregate_id, row.payload) for row in rows]
                 )
                 await session.execute(
                     update(table)
