@@ -137,6 +137,8 @@ class OutboxRelay:
         metrics: Metrics,
         poll_seconds: float,
         batch_size: int = 500,
+        linger_seconds: float = 0.005,
+        observe_seconds: float = 1.0,
     ) -> None:
         self.outbox = outbox
         self.database = database
@@ -144,6 +146,11 @@ class OutboxRelay:
         self.metrics = metrics
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
+        # Woken by a commit, wait this long for the commits that follow, so that under
+        # load one drain publishes many transactions' events.
+        self.linger_seconds = linger_seconds
+        self.observe_seconds = observe_seconds
+        self._observed_at = -observe_seconds
 
     async def run(self) -> None:
         failures = 0
@@ -161,7 +168,8 @@ class OutboxRelay:
                 async with asyncio.timeout(self.poll_seconds):
                     await self.outbox.committed.wait()
             except TimeoutError:
-                pass
+                continue
+            await asyncio.sleep(self.linger_seconds)
 
     async def drain(self) -> int:
         """Publish everything committed so far; return how many events went out."""
@@ -198,7 +206,12 @@ class OutboxRelay:
             for row in rows:
                 self.metrics.events_published.labels(self.metrics.service, row.topic).inc()
             published += len(rows)
-        await self._observe_backlog()
+            if len(rows) < self.batch_size:
+                break  # all there was; a commit meanwhile wakes the relay again
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._observed_at >= self.observe_seconds:
+            self._observed_at = loop.time()
+            await self._observe_backlog()
         return published
 
     async def _lead(self, session: AsyncSession) -> bool:
