@@ -166,7 +166,9 @@ async def test_credential_is_a_signed_open_badge(api: Any, settings: Any) -> Non
         assert achievement["type"] == ["Achievement"]
         assert achievement["name"] == "Certificate of Kubernetes Operators"
         assert achievement["description"]
-        assert achievement["criteria"]["narrative"]
+        assert achievement["criteria"]["narrative"] == (
+            "Completed at least 100% of the workshop Kubernetes Operators."
+        )
     assert claims["iss"] == f"{base}/issuer"
     assert claims["jti"] == f"urn:uuid:{summary['id']}"
     assert claims["sub"] == f"urn:uuid:{student.id}"

@@ -57,3 +57,13 @@ def render(text: str, values: Mapping[str, str]) -> str:
     """Fill in the known placeholders; plain substitution, never `str.format` (a template
     must not reach attributes of the values)."""
     return _PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), text)
+
+
+def narrative(criteria: Criteria, *, workshop: str) -> str:
+    """The criteria in words, as an Open Badges achievement states them."""
+    parts = [f"Completed at least {criteria.min_completion_percent:g}% of the workshop {workshop}"]
+    if criteria.min_quiz_average is not None:
+        parts.append(f"an average quiz grade of at least {criteria.min_quiz_average:g}%")
+    if criteria.required_quiz_ids:
+        parts.append(f"passed the {len(criteria.required_quiz_ids)} required quiz(zes)")
+    return "; ".join(parts) + "."

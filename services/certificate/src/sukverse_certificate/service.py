@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sukverse_certificate import store
 from sukverse_certificate.badges import Award, BadgeKeys, credential, sign
-from sukverse_certificate.domain import render
-from sukverse_certificate.issuing import evaluate_everyone
+from sukverse_certificate.domain import narrative, render
+from sukverse_certificate.issuing import criteria_of, evaluate_everyone
 from sukverse_certificate.models import Certificate, Template
 from sukverse_certificate.pdf import Printable, render_pdf
 from sukverse_certificate.schemas import (
@@ -341,9 +341,13 @@ class CertificateService:
 
     async def credential(self, caller: Principal, certificate_id: uuid.UUID) -> str:
         """The certificate as a signed OpenBadgeCredential (VC-JWT); none once revoked."""
-        full = await self.certificate(caller, certificate_id)
+        async with self.database.sessions() as session:
+            certificate = await self._visible(session, caller, certificate_id)
+            full = await self._full(session, certificate)
+            template = await session.get(Template, certificate.template_id)
         if full.status == "revoked":
             raise Gone("a revoked certificate has no credential")
+        assert template is not None  # a certificate's template is never deleted
         award = Award(
             certificate_id=full.id,
             template_id=full.template_id,
@@ -351,7 +355,7 @@ class CertificateService:
             issued_at=full.issued_at,
             achievement_name=full.title,
             achievement_description=f"Completion of the workshop {full.workshop}",
-            criteria_narrative=full.body,
+            criteria_narrative=narrative(criteria_of(template), workshop=full.workshop),
             recipient_name=full.name,
         )
         document = credential(
