@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -116,3 +117,21 @@ async def test_template_issues_to_those_who_already_meet_it(api: Any) -> None:
     issued = await api.wait_events(_is_issued, 2)
     assert sorted(e.data["user_id"] for e in issued) == sorted([str(done), str(half)])
     assert {e.data["workshop_id"] for e in issued} == {str(workshop_id)}
+
+
+async def test_template_and_facts_at_once_miss_nobody(api: Any) -> None:
+    """A template written while completions are being handled: everyone who completed gets
+    exactly one certificate, whichever transaction saw the other."""
+    admin = api.account("admin", "admin")
+    workshop_id = uuid.uuid4()
+    facts = api.facts(workshop_id)
+    students = [uuid.uuid4() for _ in range(20)]
+    completions = [facts.completed(student) for student in students]
+    await asyncio.gather(
+        api.publish_and_wait(*completions),
+        api.create_template(admin, workshop_id, min_completion_percent=100),
+    )
+    issued = await api.wait_events(_is_issued, len(students))
+    assert sorted(e.data["user_id"] for e in issued) == sorted(map(str, students))
+    found = await api.certificates(admin, workshop_id=str(workshop_id))
+    assert len(found) == len(students)

@@ -90,6 +90,7 @@ async def evaluate(
     now: datetime,
 ) -> None:
     """After a fact about the student changed: issue if the workshop's template is met."""
+    await store.lock_workshop(session, workshop_id)
     template = await store.template_of_workshop(session, workshop_id)
     if template is not None:
         await issue_if_met(session, outbox, template=template, user_id=user_id, now=now)

@@ -133,6 +133,7 @@ class CertificateService:
     async def create_template(self, caller: Principal, body: TemplateIn) -> TemplateOut:
         now = self.clock()
         async with self.database.sessions() as session, session.begin():
+            await store.lock_workshop(session, body.workshop_id)
             if not await self._may_manage(session, caller, body.workshop_id):
                 raise Forbidden("only the workshop's instructors and admins define its certificate")
             if await store.template_of_workshop(session, body.workshop_id) is not None:
@@ -175,6 +176,7 @@ class CertificateService:
         changes = body.model_fields_set
         async with self.database.sessions() as session, session.begin():
             template = await self._template(session, caller, template_id)
+            await store.lock_workshop(session, template.workshop_id)
             for field in ("title", "body", "criteria"):
                 if field in changes and getattr(body, field) is None:
                     raise ValidationFailed(errors=[{"field": field, "reason": "must not be null"}])

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, false, insert, or_, select, union
+from sqlalchemy import ColumnElement, delete, false, func, insert, or_, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +22,16 @@ from sukverse_certificate.models import (
     Workshop,
     WorkshopInstructor,
 )
+
+
+async def lock_workshop(session: AsyncSession, workshop_id: uuid.UUID) -> None:
+    """Serialise issuing for one workshop until the transaction ends (PostgreSQL): a
+    template being written and a fact being handled at once would otherwise each miss the
+    other's uncommitted row, and a student who meets the criteria would get nothing. SQLite
+    serialises every write already."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = (workshop_id.int >> 64) - (1 << 63)  # a signed 64-bit lock key
+        await session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 async def template_of_workshop(session: AsyncSession, workshop_id: uuid.UUID) -> Template | None:
