@@ -77,6 +77,8 @@ async def test_bad_requests_are_4xx(api: Any) -> None:
         ("GET", "/certificates?user_id=me", {"headers": h}, 422),
         ("GET", "/certificates?limit=0", {"headers": h}, 422),
         ("GET", "/templates?cursor=zzz", {"headers": h}, 422),
+        ("GET", "/keys/not-a-key", {}, 404),
+        ("GET", "/verify/", {}, 404),
     ]
     for method, path, kwargs, status in cases:
         response = await api.client.request(method, path, **kwargs)

@@ -29,8 +29,9 @@ ROUTES = {
     ("/verify/{code}", "get"): "200",
     ("/.well-known/jwks.json", "get"): "200",
     ("/issuer", "get"): "200",
+    ("/keys/{kid}", "get"): "200",
 }
-PUBLIC = {"/verify/{code}", "/.well-known/jwks.json", "/issuer"}
+PUBLIC = {"/verify/{code}", "/.well-known/jwks.json", "/issuer", "/keys/{kid}"}
 
 
 async def test_health_and_readiness(api: Any) -> None:
@@ -64,7 +65,8 @@ async def test_the_signing_key_is_private_and_kept(api: Any, settings: Certifica
     path = settings.data_dir / KEY_FILE_NAME
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     published = await (await api.client.get("/.well-known/jwks.json")).json()
-    assert published == BadgeKeys.load_or_create(path).jwks()  # the same key after a restart
+    again = BadgeKeys.load_or_create(path).jwks(key_base_url=f"{settings.public_base_url}/keys")
+    assert published == again  # the same key after a restart
     [key] = published["keys"]
     assert (key["kty"], key["alg"], key["use"]) == ("RSA", "RS256", "sig")
 

@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -136,15 +137,23 @@ async def test_credential_is_a_signed_open_badge(api: Any, settings: Any) -> Non
         f"/certificates/{summary['id']}/credential", headers=student.headers
     )
     assert response.status == 200, await response.text()
-    assert response.content_type == "application/vc+jwt"
+    assert response.content_type == "text/plain"  # OB 3.0 §5.2
     token = await response.text()
 
     jwks = await (await api.client.get("/.well-known/jwks.json")).json()
     keys = KeySet.import_key_set(jwks)
     header = _b64json(token.split(".")[0])
+    assert set(header) == {"alg", "kid", "typ"}  # §8.2.3: no other JOSE headers
     assert header["alg"] == "RS256"
     assert header["kid"] in {key["kid"] for key in jwks["keys"]}
     assert all("d" not in key for key in jwks["keys"])  # public halves only
+    # The kid is a URI that dereferences to the public JWK (§8.2.3, §8.5).
+    assert header["kid"].startswith(f"{settings.public_base_url}/keys/")
+    dereferenced = await api.client.get(header["kid"].removeprefix(settings.public_base_url))
+    assert dereferenced.status == 200
+    jwk = await dereferenced.json()
+    assert "d" not in jwk
+    assert RSAKey.import_key(jwk).thumbprint() == header["kid"].rsplit("/", 1)[1]
     claims = jwt.decode(token, keys, algorithms=["RS256"]).claims
 
     base = settings.public_base_url
@@ -172,7 +181,8 @@ async def test_credential_is_a_signed_open_badge(api: Any, settings: Any) -> Non
     assert claims["iss"] == f"{base}/issuer"
     assert claims["jti"] == f"urn:uuid:{summary['id']}"
     assert claims["sub"] == f"urn:uuid:{student.id}"
-    assert isinstance(claims["nbf"], int)
+    valid_from = datetime.fromisoformat(claims["validFrom"].replace("Z", "+00:00"))
+    assert claims["nbf"] == int(valid_from.timestamp())  # §8.2.6.1: nbf equals validFrom
 
     profile = await (await api.client.get("/issuer")).json()
     assert profile["id"] == claims["iss"]

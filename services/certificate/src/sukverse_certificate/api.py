@@ -20,7 +20,8 @@ from sukverse_common.api import JSON, Page, Routes, path_uuid, principal
 
 routes = Routes("certificate")
 
-VC_JWT = "application/vc+jwt"
+# Open Badges 3.0 §5.2: a VC-JWT web resource is the Compact JWS as text/plain.
+COMPACT_JWS = "text/plain"
 
 
 @routes.post(
@@ -109,7 +110,7 @@ async def certificate_credential(request: web.Request) -> web.Response:
     """The certificate as an Open Badges 3.0 OpenBadgeCredential signed as a VC-JWT (RS256,
     its `kid` in /.well-known/jwks.json); 410 once revoked."""
     token = await request.app[CERTIFICATES].credential(principal(request), path_uuid(request))
-    return web.Response(text=token, content_type=VC_JWT)
+    return web.Response(text=token, content_type=COMPACT_JWS)
 
 
 @routes.post(
@@ -136,7 +137,14 @@ async def verify(request: web.Request) -> VerificationOut:
 @routes.get("/.well-known/jwks.json", public=True)
 async def jwks(request: web.Request) -> web.Response:
     """Public: the keys that sign this service's credentials."""
-    return web.json_response(request.app[CERTIFICATES].keys.jwks(), content_type=JSON)
+    return web.json_response(request.app[CERTIFICATES].jwks(), content_type=JSON)
+
+
+@routes.get("/keys/{kid}", public=True, errors=(404,))
+async def public_key(request: web.Request) -> web.Response:
+    """Public: one signing key as a JWK; a credential's `kid` is this URL."""
+    key = request.app[CERTIFICATES].public_key(request.match_info["kid"])
+    return web.json_response(key, content_type=JSON)
 
 
 @routes.get("/issuer", public=True)

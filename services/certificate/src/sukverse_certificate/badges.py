@@ -51,11 +51,22 @@ class BadgeKeys:
             file.write(document)
         return cls([key])
 
-    def jwks(self) -> dict[str, Any]:
+    def jwks(self, *, key_base_url: str) -> dict[str, Any]:
+        """The public keys, each named by its URI (`key_base_url/<thumbprint>`), the `kid`
+        that signed credentials carry."""
         document = self.public.as_dict(private=False)
         for entry in document["keys"]:
-            entry.update({"use": "sig", "alg": ALGORITHM})
+            entry.update({"use": "sig", "alg": ALGORITHM, "kid": f"{key_base_url}/{entry['kid']}"})
         return dict(document)
+
+    def public_key(self, kid: str) -> dict[str, Any] | None:
+        """One public key by its thumbprint, or None."""
+        for key in self.keys:
+            if key.kid == kid:
+                entry = dict(key.as_dict(private=False))
+                entry.update({"use": "sig", "alg": ALGORITHM})
+                return entry
+        return None
 
 
 def _with_kid(key: RSAKey) -> RSAKey:
@@ -109,10 +120,13 @@ def credential(award: Award, *, issuer_id: str, issuer_name: str, base_url: str)
     }
 
 
-def sign(document: dict[str, Any], keys: BadgeKeys, *, valid_from: datetime) -> str:
-    """The credential as a compact JWS: the JWT claims map the credential's issuer, id,
-    subject and validFrom to iss, jti, sub and nbf; the payload holds the credential's
-    members (VC 2.0 / OB 3.0.3) and, for verifiers of the earlier VC-JWT, a `vc` copy."""
+def sign(
+    document: dict[str, Any], keys: BadgeKeys, *, valid_from: datetime, key_base_url: str
+) -> str:
+    """The credential as a Compact JWS (Open Badges 3.0 §8.2): the header has only `alg`,
+    `kid` (a URI that dereferences to the public JWK) and `typ`; the payload is the
+    credential itself with `iss`, `jti`, `sub` and `nbf` mirroring its issuer, id, subject
+    and validFrom, plus a `vc` copy for verifiers of the earlier VC-JWT encoding."""
     claims: dict[str, Any] = {
         **document,
         "iss": document["issuer"]["id"],
@@ -121,5 +135,5 @@ def sign(document: dict[str, Any], keys: BadgeKeys, *, valid_from: datetime) -> 
         "nbf": int(valid_from.timestamp()),
         "vc": document,
     }
-    header = {"alg": ALGORITHM, "typ": "JWT", "kid": keys.active.kid}
+    header = {"alg": ALGORITHM, "kid": f"{key_base_url}/{keys.active.kid}", "typ": "JWT"}
     return jwt.encode(header, claims, keys.active, algorithms=[ALGORITHM])

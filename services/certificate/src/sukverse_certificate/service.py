@@ -366,7 +366,20 @@ class CertificateService:
             issuer_name=self.settings.issuer_name,
             base_url=self.base_url,
         )
-        return sign(document, self.keys, valid_from=full.issued_at)
+        return sign(document, self.keys, valid_from=full.issued_at, key_base_url=self.key_base_url)
+
+    @property
+    def key_base_url(self) -> str:
+        return f"{self.base_url}/keys"
+
+    def jwks(self) -> dict[str, object]:
+        return self.keys.jwks(key_base_url=self.key_base_url)
+
+    def public_key(self, thumbprint: str) -> dict[str, object]:
+        key = self.keys.public_key(thumbprint)
+        if key is None:
+            raise NotFound("no such key")
+        return key
 
     @property
     def issuer_id(self) -> str:
