@@ -201,3 +201,20 @@ async def test_credential_is_a_signed_open_badge(api: Any, settings: Any) -> Non
     # Not RS256: refused.
     with pytest.raises(JoseError):
         jwt.decode(token, keys, algorithms=["ES256"])
+
+
+async def test_pdf_prints_accented_names_and_survives_other_scripts(api: Any) -> None:
+    """The built-in fonts cover Latin-1: accented names print as they are; characters
+    beyond it print as '?' rather than failing the PDF."""
+    for account, name, printed in (
+        ("pdf-accented", "Zoë Ångström", "Zoë Ångström"),
+        ("pdf-other-script", "李 Wei", "? Wei"),
+    ):
+        student = api.account(account)
+        summary = await _issued(api, student, name=name)
+        response = await api.client.get(
+            f"/certificates/{summary['id']}.pdf", headers=student.headers
+        )
+        assert response.status == 200, await response.text()
+        text = PdfReader(io.BytesIO(await response.read())).pages[0].extract_text()
+        assert printed in text
