@@ -107,7 +107,7 @@ async def test_template_issues_to_those_who_already_meet_it(api: Any) -> None:
 
     response = await api.client.patch(
         f"/templates/{template['id']}",
-        json={"criteria": {"min_completion_percent": 50}},
+        json={"title": "New title", "criteria": {"min_completion_percent": 50}},
         headers=admin.headers,
     )
     assert response.status == 200, await response.text()
@@ -116,6 +116,12 @@ async def test_template_issues_to_those_who_already_meet_it(api: Any) -> None:
     assert sorted(c["user_id"] for c in found) == sorted([str(done), str(half)])
     issued = await api.wait_events(_is_issued, 2)
     assert sorted(e.data["user_id"] for e in issued) == sorted([str(done), str(half)])
+    # A certificate keeps the text it was issued with; new ones take the changed text.
+    titles = {}
+    for item in found:
+        response = await api.client.get(f"/certificates/{item['id']}", headers=admin.headers)
+        titles[item["user_id"]] = (await response.json())["title"]
+    assert titles == {str(done): f"Certificate of {workshop_id}", str(half): "New title"}
     assert {e.data["workshop_id"] for e in issued} == {str(workshop_id)}
 
 

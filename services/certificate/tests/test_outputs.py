@@ -85,6 +85,13 @@ async def test_verify_says_valid_revoked_or_unknown_and_nothing_more(api: Any) -
     assert events[0].data["reason"] == "plagiarism"
     assert events[0].data["revoked_by"] == str(admin.id)
 
+    # Late facts after revoking change nothing: no second certificate, no new event.
+    facts = api.facts(uuid.UUID(summary["workshop_id"]))
+    await api.publish_and_wait(facts.completed(student.id), facts.substep(student.id, 4))
+    [again] = await api.certificates(admin, workshop_id=summary["workshop_id"])
+    assert (again["id"], again["status"]) == (summary["id"], "revoked")
+    assert len(api.issued()) == 1
+
     body = await (await api.client.get(f"/verify/{code}")).json()
     assert body["status"] == "revoked"
     assert set(body) == {"status", "name", "workshop", "issued_on"}

@@ -259,7 +259,8 @@ class CertificateService:
     async def _names(self, session: AsyncSession, certificate: Certificate) -> tuple[str, str]:
         name = await store.name_of(session, certificate.user_id)
         workshop = await store.workshop_title(session, certificate.workshop_id)
-        return name or str(certificate.user_id), workshop or certificate.title
+        # Until the workshop's and the person's events arrive, their ids stand in.
+        return name or str(certificate.user_id), workshop or str(certificate.workshop_id)
 
     async def _full(self, session: AsyncSession, certificate: Certificate) -> CertificateOut:
         name, workshop = await self._names(session, certificate)
