@@ -60,6 +60,20 @@ async def test_issues_once_whatever_the_order(api: Any) -> None:
     assert len({c["verification_code"] for c in found}) == len(students)
     assert all(len(c["verification_code"]) >= 32 for c in found)
 
+    # Pages: three, then the last one, with no cursor after it.
+    query = {"workshop_id": str(workshop_id), "limit": "3"}
+    first = await (
+        await api.client.get("/certificates", params=query, headers=admin.headers)
+    ).json()
+    assert len(first["items"]) == 3
+    query["cursor"] = first["next_cursor"]
+    second = await (
+        await api.client.get("/certificates", params=query, headers=admin.headers)
+    ).json()
+    assert second["next_cursor"] is None
+    paged = [c["id"] for c in first["items"] + second["items"]]
+    assert sorted(paged) == sorted(c["id"] for c in found)
+
 
 async def test_no_certificate_until_every_criterion_holds(api: Any) -> None:
     admin = api.account("admin", "admin")
