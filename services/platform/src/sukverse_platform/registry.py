@@ -10,6 +10,9 @@ from aiohttp import web
 from sukverse_auth.app import MIGRATIONS as AUTH_MIGRATIONS
 from sukverse_auth.app import create_app as create_auth_app
 from sukverse_auth.settings import AuthSettings
+from sukverse_certificate.app import MIGRATIONS as CERTIFICATE_MIGRATIONS
+from sukverse_certificate.app import create_app as create_certificate_app
+from sukverse_certificate.settings import CertificateSettings
 from sukverse_common.events.bus import Bus
 from sukverse_common.settings import ServiceSettings
 from sukverse_quiz.app import MIGRATIONS as QUIZ_MIGRATIONS
@@ -44,5 +47,8 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec("auth", AuthSettings, create_auth_app, AUTH_MIGRATIONS),
         ServiceSpec("workshop", WorkshopSettings, create_workshop_app, WORKSHOP_MIGRATIONS),
         ServiceSpec("quiz", QuizSettings, create_quiz_app, QUIZ_MIGRATIONS),
+        ServiceSpec(
+            "certificate", CertificateSettings, create_certificate_app, CERTIFICATE_MIGRATIONS
+        ),
     )
 }

@@ -197,6 +197,36 @@ class QuizPassed(EventData):
     passed_at: datetime
 
 
+# -- certificate --------------------------------------------------------------------------
+# Keyed by the certificate id.
+
+
+class CertificateIssued(EventData):
+    """A certificate issued to a student whose facts met the workshop's template."""
+
+    event_type = "io.sukverse.certificate.certificate.issued.v1"
+    aggregate_type = "certificate"
+
+    certificate_id: uuid.UUID
+    template_id: uuid.UUID
+    workshop_id: uuid.UUID
+    user_id: uuid.UUID
+    verification_code: str
+    issued_at: datetime
+
+
+class CertificateRevoked(EventData):
+    event_type = "io.sukverse.certificate.certificate.revoked.v1"
+    aggregate_type = "certificate"
+
+    certificate_id: uuid.UUID
+    workshop_id: uuid.UUID
+    user_id: uuid.UUID
+    reason: str
+    revoked_by: uuid.UUID | None
+    revoked_at: datetime
+
+
 CONTRACTS: dict[str, type[EventData]] = {
     contract.event_type: contract
     for contract in (
@@ -212,5 +242,7 @@ CONTRACTS: dict[str, type[EventData]] = {
         WorkshopCompleted,
         QuizAttemptSubmitted,
         QuizPassed,
+        CertificateIssued,
+        CertificateRevoked,
     )
 }

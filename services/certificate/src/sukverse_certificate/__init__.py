@@ -1,0 +1,1 @@
+"""Sukverse certificate service: templates, criteria, issuing and verification."""

@@ -1,0 +1,127 @@
+"""Tables of the certificate service: templates, certificates and the facts they rest on."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, MetaData, String, Text, UniqueConstraint, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from sukverse_common.db import UtcDateTime
+from sukverse_common.events.outbox import messaging_tables
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+messaging = messaging_tables(Base.metadata)
+
+
+class Template(Base):
+    """A workshop's certificate: its text and the criteria a student must meet (one per
+    workshop)."""
+
+    __tablename__ = "templates"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workshop_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    min_completion_percent: Mapped[float] = mapped_column(Float)
+    min_quiz_average: Mapped[float | None] = mapped_column(Float)
+    required_quiz_ids: Mapped[list[Any]] = mapped_column(JSON)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Certificate(Base):
+    """One student's certificate for one workshop: issued at most once, maybe revoked."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (UniqueConstraint("workshop_id", "user_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    template_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("templates.id"), index=True)
+    workshop_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    verification_code: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_reason: Mapped[str | None] = mapped_column(String(500))
+    revoked_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+
+class Workshop(Base):
+    """The replica of a workshop's title, as of its latest created or updated event."""
+
+    __tablename__ = "workshops"
+
+    workshop_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WorkshopInstructor(Base):
+    """An instructor who teaches a workshop, and so manages its template and certificates."""
+
+    __tablename__ = "workshop_instructors"
+
+    workshop_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workshops.workshop_id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, index=True)
+
+
+class Person(Base):
+    """A user's name as the auth service registered it, printed on certificates."""
+
+    __tablename__ = "people"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+
+
+class Completion(Base):
+    """How far a student got in a workshop: the highest percentage seen (monotonic)."""
+
+    __tablename__ = "completions"
+
+    workshop_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    percent: Mapped[float] = mapped_column(Float)
+
+
+class QuizGrade(Base):
+    """A student's grade at a quiz of a workshop, from the latest submitted attempt."""
+
+    __tablename__ = "quiz_grades"
+
+    quiz_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    workshop_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    grade_percent: Mapped[float] = mapped_column(Float)
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class QuizPass(Base):
+    """A quiz a student has passed (once passed, always passed)."""
+
+    __tablename__ = "quiz_passes"
+
+    quiz_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    workshop_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)

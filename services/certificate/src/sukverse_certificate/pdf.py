@@ -1,0 +1,70 @@
+"""The printable certificate: a one-page PDF with the text and a QR code to verify it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import segno
+from fpdf import FPDF
+
+
+@dataclass(frozen=True)
+class Printable:
+    title: str
+    body: str
+    name: str
+    workshop: str
+    issued_on: str
+    verify_url: str
+    code: str
+
+
+def _latin1(text: str) -> str:
+    """The built-in PDF fonts cover Latin-1; other characters print as '?'."""
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def render_pdf(doc: Printable) -> bytes:
+    """A landscape A4 page: title, holder, text, date, and the verification QR code drawn
+    as vector squares (it scales without blurring)."""
+    pdf = FPDF(orientation="landscape", format="A4")
+    pdf.set_title(_latin1(doc.title))
+    pdf.set_creator("Sukverse")
+    pdf.set_auto_page_break(auto=False)
+    pdf.add_page()
+    pdf.set_line_width(1.2)
+    pdf.rect(10, 10, 277, 190)
+    pdf.set_font("Helvetica", "B", 28)
+    pdf.set_y(30)
+    pdf.multi_cell(0, 14, _latin1(doc.title), align="C")
+    pdf.set_font("Helvetica", "", 14)
+    pdf.ln(4)
+    pdf.cell(0, 8, "awarded to", align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "B", 24)
+    pdf.cell(0, 14, _latin1(doc.name), align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 13)
+    pdf.ln(4)
+    pdf.set_x(30)
+    pdf.multi_cell(237, 7, _latin1(doc.body), align="C")
+    pdf.set_font("Helvetica", "", 11)
+    pdf.set_xy(20, 170)
+    pdf.cell(150, 6, _latin1(f"Workshop: {doc.workshop}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_x(20)
+    pdf.cell(150, 6, f"Issued on {doc.issued_on}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_x(20)
+    pdf.cell(150, 6, _latin1(f"Verify: {doc.verify_url}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_x(20)
+    pdf.cell(150, 6, f"Code: {doc.code}")
+    _qr(pdf, doc.verify_url, x=237, y=150, size=40)
+    return bytes(pdf.output())
+
+
+def _qr(pdf: FPDF, data: str, *, x: float, y: float, size: float) -> None:
+    qr = segno.make_qr(data, error="m")
+    rows = list(qr.matrix_iter(scale=1, border=2))
+    module = size / len(rows)
+    pdf.set_fill_color(0, 0, 0)
+    for r, row in enumerate(rows):
+        for c, dark in enumerate(row):
+            if dark:
+                pdf.rect(x + c * module, y + r * module, module, module, style="F")

@@ -1,0 +1,192 @@
+"""Queries of the certificate service: take a session, return models."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, false, func, insert, or_, select, union
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sukverse_certificate.domain import Facts
+from sukverse_certificate.models import (
+    Certificate,
+    Completion,
+    Person,
+    QuizGrade,
+    QuizPass,
+    Template,
+    Workshop,
+    WorkshopInstructor,
+)
+
+
+async def lock_workshop(session: AsyncSession, workshop_id: uuid.UUID) -> None:
+    """Serialise issuing for one workshop until the transaction ends (PostgreSQL): a
+    template being written and a fact being handled at once would otherwise each miss the
+    other's uncommitted row, and a student who meets the criteria would get nothing. SQLite
+    serialises every write already."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = (workshop_id.int >> 64) - (1 << 63)  # a signed 64-bit lock key
+        await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def template_of_workshop(session: AsyncSession, workshop_id: uuid.UUID) -> Template | None:
+    return await session.scalar(select(Template).where(Template.workshop_id == workshop_id))
+
+
+async def teaches(session: AsyncSession, workshop_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        select(WorkshopInstructor.user_id).where(
+            WorkshopInstructor.workshop_id == workshop_id, WorkshopInstructor.user_id == user_id
+        )
+    )
+    return found is not None
+
+
+def _taught_by(user_id: uuid.UUID) -> Any:
+    return select(WorkshopInstructor.workshop_id).where(WorkshopInstructor.user_id == user_id)
+
+
+async def list_templates(
+    session: AsyncSession,
+    *,
+    everything: bool,
+    instructor_id: uuid.UUID | None,
+    workshop_id: uuid.UUID | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> Sequence[Template]:
+    query = select(Template).order_by(Template.id).limit(limit)
+    if not everything:
+        if instructor_id is None:
+            return []
+        query = query.where(Template.workshop_id.in_(_taught_by(instructor_id)))
+    if workshop_id is not None:
+        query = query.where(Template.workshop_id == workshop_id)
+    if after is not None:
+        query = query.where(Template.id > after)
+    return (await session.scalars(query)).all()
+
+
+async def list_certificates(
+    session: AsyncSession,
+    *,
+    everything: bool,
+    viewer_id: uuid.UUID | None,
+    user_id: uuid.UUID | None,
+    workshop_id: uuid.UUID | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> Sequence[Certificate]:
+    """Certificates the viewer may see: all (staff), else their own and those of the
+    workshops they teach; narrowed by the filters."""
+    query = select(Certificate).order_by(Certificate.id).limit(limit)
+    if not everything:
+        if viewer_id is None:
+            return []
+        visible: list[ColumnElement[bool]] = [
+            Certificate.user_id == viewer_id,
+            Certificate.workshop_id.in_(_taught_by(viewer_id)),
+        ]
+        query = query.where(or_(false(), *visible))
+    if user_id is not None:
+        query = query.where(Certificate.user_id == user_id)
+    if workshop_id is not None:
+        query = query.where(Certificate.workshop_id == workshop_id)
+    if after is not None:
+        query = query.where(Certificate.id > after)
+    return (await session.scalars(query)).all()
+
+
+async def certificate_by_code(session: AsyncSession, code: str) -> Certificate | None:
+    return await session.scalar(select(Certificate).where(Certificate.verification_code == code))
+
+
+async def has_certificate(
+    session: AsyncSession, workshop_id: uuid.UUID, user_id: uuid.UUID
+) -> bool:
+    found = await session.scalar(
+        select(Certificate.id).where(
+            Certificate.workshop_id == workshop_id, Certificate.user_id == user_id
+        )
+    )
+    return found is not None
+
+
+async def insert_certificate(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Insert a certificate unless the student already has one for the workshop; whether it
+    was inserted (the unique constraint decides, so concurrent issuers cannot both win)."""
+    dialect = session.get_bind().dialect.name
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    result = await session.execute(upsert(Certificate).values(**values).on_conflict_do_nothing())
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def facts(session: AsyncSession, workshop_id: uuid.UUID, user_id: uuid.UUID) -> Facts:
+    completion = await session.get(Completion, (workshop_id, user_id))
+    grades = await session.execute(
+        select(QuizGrade.quiz_id, QuizGrade.grade_percent).where(
+            QuizGrade.workshop_id == workshop_id, QuizGrade.user_id == user_id
+        )
+    )
+    passed = await session.scalars(
+        select(QuizPass.quiz_id).where(
+            QuizPass.workshop_id == workshop_id, QuizPass.user_id == user_id
+        )
+    )
+    return Facts(
+        completion_percent=completion.percent if completion else 0.0,
+        quiz_grades={row.quiz_id: row.grade_percent for row in grades},
+        passed_quiz_ids=frozenset(passed.all()),
+    )
+
+
+async def students_with_facts(session: AsyncSession, workshop_id: uuid.UUID) -> list[uuid.UUID]:
+    """Everyone the events told anything about in a workshop."""
+    query = union(
+        select(Completion.user_id).where(Completion.workshop_id == workshop_id),
+        select(QuizGrade.user_id).where(QuizGrade.workshop_id == workshop_id),
+        select(QuizPass.user_id).where(QuizPass.workshop_id == workshop_id),
+    )
+    return sorted((await session.scalars(query)).all())
+
+
+async def name_of(session: AsyncSession, user_id: uuid.UUID) -> str | None:
+    person = await session.get(Person, user_id)
+    return person.full_name if person else None
+
+
+async def workshop_title(session: AsyncSession, workshop_id: uuid.UUID) -> str | None:
+    workshop = await session.get(Workshop, workshop_id)
+    return workshop.title if workshop else None
+
+
+async def replace_workshop(
+    session: AsyncSession,
+    *,
+    workshop_id: uuid.UUID,
+    title: str,
+    instructor_ids: Sequence[uuid.UUID],
+    at: datetime,
+) -> None:
+    """Set a workshop's title and instructors unless a later change is already recorded."""
+    workshop = await session.get(Workshop, workshop_id)
+    if workshop is None:
+        session.add(Workshop(workshop_id=workshop_id, title=title[:200], changed_at=at))
+        await session.flush()
+    elif workshop.changed_at > at:
+        return
+    else:
+        workshop.title, workshop.changed_at = title[:200], at
+    await session.execute(
+        delete(WorkshopInstructor).where(WorkshopInstructor.workshop_id == workshop_id)
+    )
+    if instructor_ids:
+        await session.execute(
+            insert(WorkshopInstructor),
+            [{"workshop_id": workshop_id, "user_id": user_id} for user_id in set(instructor_ids)],
+        )

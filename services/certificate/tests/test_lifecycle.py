@@ -1,0 +1,89 @@
+"""Health, the OpenAPI document, migrations, the signing key, and redelivered events."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+import uuid
+from typing import Any
+
+from alembic import command
+
+from sukverse_certificate.app import MIGRATIONS
+from sukverse_certificate.badges import KEY_FILE_NAME, BadgeKeys
+from sukverse_certificate.settings import CertificateSettings
+from sukverse_common.db import alembic_config
+from sukverse_common.events.bus import Message
+from sukverse_common.events.envelope import CloudEvent
+
+ROUTES = {
+    ("/templates", "post"): "201",
+    ("/templates", "get"): "200",
+    ("/templates/{id}", "get"): "200",
+    ("/templates/{id}", "patch"): "200",
+    ("/certificates", "get"): "200",
+    ("/certificates/{id}", "get"): "200",
+    ("/certificates/{id}.pdf", "get"): "200",
+    ("/certificates/{id}/credential", "get"): "200",
+    ("/certificates/{id}/revoke", "post"): "200",
+    ("/verify/{code}", "get"): "200",
+    ("/.well-known/jwks.json", "get"): "200",
+    ("/issuer", "get"): "200",
+    ("/keys/{kid}", "get"): "200",
+}
+PUBLIC = {"/verify/{code}", "/.well-known/jwks.json", "/issuer", "/keys/{kid}"}
+
+
+async def test_health_and_readiness(api: Any) -> None:
+    assert (await api.client.get("/healthz")).status == 200
+    ready = await api.client.get("/readyz")
+    assert (await ready.json())["checks"] == {"database": True, "bus": True}
+
+
+async def test_openapi_documents_every_route(api: Any) -> None:
+    document = await (await api.client.get("/openapi.json")).json()
+    operations = {
+        (path, method): operation
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+    }
+    assert set(operations) == set(ROUTES)
+    for key, success in ROUTES.items():
+        responses = operations[key]["responses"]
+        assert success in responses, key
+        if key[0] not in PUBLIC:
+            assert {"401", "403"} <= set(responses), key
+
+
+async def test_migrations_match_the_models(settings: CertificateSettings) -> None:
+    config = alembic_config(settings.effective_database_url, MIGRATIONS)
+    await asyncio.to_thread(command.upgrade, config, "head")
+    await asyncio.to_thread(command.check, config)
+
+
+async def test_the_signing_key_is_private_and_kept(api: Any, settings: CertificateSettings) -> None:
+    path = settings.data_dir / KEY_FILE_NAME
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    published = await (await api.client.get("/.well-known/jwks.json")).json()
+    again = BadgeKeys.load_or_create(path).jwks(key_base_url=f"{settings.public_base_url}/keys")
+    assert published == again  # the same key after a restart
+    [key] = published["keys"]
+    assert (key["kty"], key["alg"], key["use"]) == ("RSA", "RS256", "sig")
+
+
+async def test_a_redelivered_event_has_no_second_effect(api: Any) -> None:
+    admin = api.account("admin", "admin")
+    workshop_id = uuid.uuid4()
+    facts = api.facts(workshop_id)
+    await api.create_template(admin, workshop_id, min_completion_percent=100)
+    student = uuid.uuid4()
+    data, key = facts.completed(student)
+    envelope = CloudEvent.wrap(data, subject=key)
+    for _ in range(3):
+        await api.bus.publish([Message(data.topic(), key, envelope)])
+    await api.publish_and_wait(facts.substep(uuid.uuid4(), 1))
+    issued = await api.wait_events(
+        lambda e: e.type == "io.sukverse.certificate.certificate.issued.v1", 1
+    )
+    assert [e.data["user_id"] for e in issued] == [str(student)]
+    assert len(await api.certificates(admin, workshop_id=str(workshop_id))) == 1
