@@ -1,0 +1,9 @@
+"""Typed application keys of the user management service."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from sukverse_user_mgmt.service import ProfileService
+
+PROFILES = web.AppKey[ProfileService]("profiles")
