@@ -59,7 +59,13 @@ async def client(settings: UserMgmtSettings, bus: Bus, aiohttp_client: MakeClien
     return client
 
 
-def service_token(identity: Any) -> str:
+@pytest.fixture(scope="session")
+def service_headers(identity: Any) -> dict[str, str]:
+    """Headers of the identity service's machine client (the `service` role)."""
+    return {"Authorization": f"Bearer {_service_token(identity)}"}
+
+
+def _service_token(identity: Any) -> str:
     """An access token of the identity service's machine client (the `service` role)."""
     form = urllib.parse.urlencode(
         {
