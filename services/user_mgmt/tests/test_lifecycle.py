@@ -16,6 +16,9 @@ ROUTES = {
     ("/profiles/{user_id}", "get"): "200",
     ("/profiles/{user_id}", "patch"): "200",
     ("/profiles/{user_id}/roles", "put"): "200",
+    ("/imports", "post"): "202",
+    ("/imports/{id}", "get"): "200",
+    ("/imports/{id}/rows", "get"): "200",
 }
 
 

@@ -13,7 +13,8 @@ from sukverse_common.keys import DATABASE
 from sukverse_user_mgmt.api import routes
 from sukverse_user_mgmt.authclient import AuthClient
 from sukverse_user_mgmt.events import consumer
-from sukverse_user_mgmt.keys import PROFILES
+from sukverse_user_mgmt.imports import ImportService
+from sukverse_user_mgmt.keys import IMPORTS, PROFILES
 from sukverse_user_mgmt.models import messaging
 from sukverse_user_mgmt.service import ProfileService
 from sukverse_user_mgmt.settings import UserMgmtSettings
@@ -44,9 +45,11 @@ def _profiles_ctx(settings: UserMgmtSettings) -> CleanupContext:
     async def profiles(app: web.Application) -> AsyncIterator[None]:
         timeout = aiohttp.ClientTimeout(total=settings.auth_timeout_seconds)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            app[PROFILES] = ProfileService(
-                database=app[DATABASE], auth=AuthClient(settings, session)
-            )
+            auth = AuthClient(settings, session)
+            app[PROFILES] = ProfileService(database=app[DATABASE], auth=auth)
+            app[IMPORTS] = ImportService(database=app[DATABASE], auth=auth, settings=settings)
+            await app[IMPORTS].mark_interrupted()
             yield
+            await app[IMPORTS].close()
 
     return profiles

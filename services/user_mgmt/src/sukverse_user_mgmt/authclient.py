@@ -101,6 +101,43 @@ class AuthClient:
             return body
         raise _problem(status, body)
 
+    async def find_user(self, email: str) -> dict[str, Any] | None:
+        """The account with this email, or None."""
+        status, body = await self.call("GET", "/users", params={"email": email})
+        if status != 200:
+            raise _problem(status, body)
+        items = body.get("items", []) if isinstance(body, dict) else []
+        return dict(items[0]) if items else None
+
+    async def create_user(
+        self, *, email: str, full_name: str, roles: list[str]
+    ) -> dict[str, Any] | None:
+        """A new account without a password, with its one-time set-password token; None
+        when an account with this email exists already."""
+        status, body = await self.call(
+            "POST", "/users", json={"email": email, "full_name": full_name, "roles": roles}
+        )
+        if status == 201:
+            assert isinstance(body, dict)
+            return body
+        if status == 409:
+            return None
+        raise _problem(status, body)
+
+    async def role_names(self) -> set[str]:
+        """Every role the auth service knows."""
+        names: set[str] = set()
+        cursor: str | None = None
+        while True:
+            params = {"limit": "200", **({"cursor": cursor} if cursor else {})}
+            status, body = await self.call("GET", "/roles", params=params)
+            if status != 200:
+                raise _problem(status, body)
+            names |= {str(item["name"]) for item in body["items"]}
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return names
+
 
 def _problem(status: int, body: Any) -> Problem:
     """Auth's 4xx answer as the problem this service gives its own caller."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, MetaData, String, Text, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, MetaData, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from sukverse_common.db import UtcDateTime
@@ -64,3 +64,45 @@ class ProfileRole(Base):
         ForeignKey("profiles.user_id", ondelete="CASCADE"), primary_key=True
     )
     role: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+
+
+class Import(Base):
+    """A CSV import of users and where it stands; `dry_run` imports only report."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    # The caller who ran it (a user id, or `client:<id>` for a machine client): only they
+    # see it, since its report carries the new accounts' set-password tokens.
+    created_by: Mapped[str] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    dry_run: Mapped[bool] = mapped_column(Boolean)
+    total: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer)
+    created: Mapped[int] = mapped_column(Integer)
+    updated: Mapped[int] = mapped_column(Integer)
+    unchanged: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ImportRow(Base):
+    """One data row of an import: what it asks for, then what became of it."""
+
+    __tablename__ = "import_rows"
+
+    import_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("imports.id", ondelete="CASCADE"), primary_key=True
+    )
+    line: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    full_name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(100))
+    fields: Mapped[dict[str, str | None]] = mapped_column(JSON)
+    outcome: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    set_password_token: Mapped[str | None] = mapped_column(Text)

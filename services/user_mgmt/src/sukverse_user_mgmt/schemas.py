@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
@@ -72,3 +72,62 @@ class ProfilesQuery(RequestSchema):
 
 class RolesIn(RequestSchema):
     roles: list[RoleName] = Field(max_length=20)
+
+
+class ImportAccepted(Schema):
+    id: uuid.UUID
+    status: str
+
+
+class ImportCounts(Schema):
+    created: int
+    updated: int
+    unchanged: int
+    failed: int
+
+
+class ImportProgress(Schema):
+    """Rows done (carried out or failed) of all data rows in the file."""
+
+    done: int
+    total: int
+
+
+class ImportRowOut(Schema):
+    """What became of one row; `set_password_token` only for accounts the import created,
+    and only in the rows listing to the one who ran it."""
+
+    line: int
+    email: str | None
+    outcome: str
+    reason: str | None
+    user_id: uuid.UUID | None
+    set_password_token: str | None = None
+
+
+class ImportOut(Schema):
+    """An import: `status` pending, running, done, failed or interrupted; in a dry run the
+    counts say what would happen. `stopped_at_line` is the first row not done when it
+    stopped early; `errors` are the failed rows (the first thousand)."""
+
+    id: uuid.UUID
+    status: str
+    dry_run: bool
+    counts: ImportCounts
+    progress: ImportProgress
+    stopped_at_line: int | None
+    error: str | None
+    errors: list[ImportRowOut]
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+class ImportQuery(RequestSchema):
+    dry_run: bool = False
+
+
+class ImportRowsQuery(RequestSchema):
+    outcome: Literal["pending", "created", "updated", "unchanged", "failed"] | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+    cursor: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,9}$")] | None = None

@@ -16,3 +16,7 @@ class UserMgmtSettings(ServiceSettings):
     auth_client_id: str = "user_mgmt"
     auth_client_secret: SecretStr | None = None
     auth_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    # Limits of a CSV import: the file's size and its data rows.
+    import_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    import_max_rows: int = Field(default=50_000, ge=1)
