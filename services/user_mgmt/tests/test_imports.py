@@ -84,7 +84,7 @@ async def auth_user(api: Any, headers: dict[str, str], email: str) -> dict[str, 
 
 
 async def test_an_import_creates_updates_and_fails_rows_with_reasons(
-    api: Any, service_headers: dict[str, str]
+    api: Any, service_headers: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     t = tag()
     existing = api.account(f"existing{t}")
@@ -153,6 +153,10 @@ async def test_an_import_creates_updates_and_fails_rows_with_reasons(
             json={"email": f"new1-{t}@example.com", "password": NEW_PASSWORD},
         ) as login:
             assert login.status == 200
+
+    # The tokens are in the report only, never in the logs.
+    logs = capsys.readouterr()
+    assert not any(token in logs.out or token in logs.err for token in tokens[:2])
 
     # Rerunning the same file changes nothing.
     again = await finished(api, (await post_csv(api, text.encode("utf-8")))["id"])
