@@ -7,12 +7,14 @@ import asyncio
 import io
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from sukverse_common.events.contracts import UserRegistered
 from sukverse_user_mgmt.app import create_app
 from sukverse_user_mgmt.settings import UserMgmtSettings
 
@@ -141,6 +143,24 @@ async def test_an_import_creates_updates_and_fails_rows_with_reasons(
     profile = await api.wait_for(uuid.UUID(listed[0]["user_id"]), lambda p: True)
     assert (profile["locale"], profile["organisation"]) == ("de-CH", "Acme")
     assert profile["display_name"] == "New One"
+    # Auth's registration event arrives after the import wrote the profile: it keeps it.
+    await api.publish(
+        UserRegistered(
+            user_id=uuid.UUID(listed[0]["user_id"]),
+            email=f"new1-{t}@example.com",
+            full_name="New One",
+            roles=["student"],
+            registered_at=datetime.now(UTC),
+        )
+    )
+    await api.roles_changed(uuid.UUID(listed[0]["user_id"]), ["student"])  # a marker after it
+    await api.wait_for(uuid.UUID(listed[0]["user_id"]), lambda p: p["roles"] == ["student"])
+    after = await (await api.get(listed[0]["user_id"])).json()
+    assert (after["locale"], after["organisation"], after["display_name"]) == (
+        "de-CH",
+        "Acme",
+        "New One",
+    )
 
     # The new owner sets a password with the token, once.
     async with aiohttp.ClientSession() as session:

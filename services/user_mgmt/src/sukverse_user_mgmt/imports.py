@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from sukverse_common.db import Database
 from sukverse_common.errors import NotFound, Problem, ValidationFailed
@@ -34,6 +35,7 @@ CREATED, UPDATED, UNCHANGED, ROW_FAILED = "created", "updated", "unchanged", "fa
 NO_IMPORT = "no such import"
 BATCH = 200
 MAX_ERRORS_SHOWN = 1000
+WRITE_ATTEMPTS = 3
 
 
 class TooLarge(Problem):
@@ -295,36 +297,54 @@ class ImportService:
             reason = exc.detail or exc.title
             if exc.errors:
                 reason = "; ".join(f"{e.get('field')}: {e.get('reason')}" for e in exc.errors)
-        async with self.database.sessions() as session, session.begin():
-            outcome = ROW_FAILED
-            if reason is None:
-                outcome = CREATED if created else UNCHANGED
-                profile = None
-                if user is not None:
-                    profile = await store.profile(session, uuid.UUID(user["id"]))
-                changes = profile_changes(profile, row.fields) if not created else row.fields
-                if roles_changed or (changes and not created):
-                    outcome = UPDATED
-                if user is not None and not dry_run:
-                    profile = await self._write_profile(session, profile, user, changes)
-            counter = {CREATED: Import.created, UPDATED: Import.updated}.get(
-                outcome, Import.unchanged if outcome == UNCHANGED else Import.failed
-            )
-            await session.execute(
-                update(ImportRow)
-                .where(ImportRow.import_id == import_id, ImportRow.line == row.line)
-                .values(
-                    outcome=outcome,
-                    reason=reason,
-                    user_id=uuid.UUID(user["id"]) if user is not None else None,
-                    set_password_token=token,
-                )
-            )
-            await session.execute(
-                update(Import)
-                .where(Import.id == import_id)
-                .values({counter.key: counter + 1, "done": Import.done + 1, "updated_at": _now()})
-            )
+        # The account exists in auth now: record the row. The event consumer may write the
+        # same profile at the same time (SQLite busy, or the same new row inserted first):
+        # then read again and retry.
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                async with self.database.sessions() as session, session.begin():
+                    outcome = ROW_FAILED
+                    if reason is None:
+                        outcome = CREATED if created else UNCHANGED
+                        profile = None
+                        if user is not None:
+                            profile = await store.profile(session, uuid.UUID(user["id"]))
+                        changes = (
+                            profile_changes(profile, row.fields) if not created else row.fields
+                        )
+                        if roles_changed or (changes and not created):
+                            outcome = UPDATED
+                        if user is not None and not dry_run:
+                            profile = await self._write_profile(session, profile, user, changes)
+                    counter = {CREATED: Import.created, UPDATED: Import.updated}.get(
+                        outcome, Import.unchanged if outcome == UNCHANGED else Import.failed
+                    )
+                    await session.execute(
+                        update(ImportRow)
+                        .where(ImportRow.import_id == import_id, ImportRow.line == row.line)
+                        .values(
+                            outcome=outcome,
+                            reason=reason,
+                            user_id=uuid.UUID(user["id"]) if user is not None else None,
+                            set_password_token=token,
+                        )
+                    )
+                    await session.execute(
+                        update(Import)
+                        .where(Import.id == import_id)
+                        .values(
+                            {
+                                counter.key: counter + 1,
+                                "done": Import.done + 1,
+                                "updated_at": _now(),
+                            }
+                        )
+                    )
+                return
+            except (OperationalError, IntegrityError):
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
 
     async def _write_profile(
         self,
