@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -347,3 +348,58 @@ async def test_an_import_while_auth_refuses_this_service_is_unavailable(
     )
     assert response.status == 503
     assert response.content_type == "application/problem+json"
+
+
+async def test_auth_going_down_part_way_fails_the_import_and_says_where(
+    settings: UserMgmtSettings, launch: Any, aiohttp_client: Any
+) -> None:
+    admin_email, admin_password = "root@example.com", "a long admin passphrase for tests"
+    secret = "a-client-secret-of-this-test-0123"
+    auth = launch(
+        "auth",
+        {
+            "SUKVERSE_ADMIN_EMAIL": admin_email,
+            "SUKVERSE_ADMIN_PASSWORD": admin_password,
+            "SUKVERSE_ARGON2_MEMORY_KIB": "8192",
+            "SUKVERSE_ARGON2_TIME_COST": "1",
+            "SUKVERSE_SERVICE_CLIENTS": json.dumps({"user_mgmt": secret}),
+        },
+    )
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{auth.url}/auth/login", json={"email": admin_email, "password": admin_password}
+        ) as login,
+    ):
+        headers = {"Authorization": f"Bearer {(await login.json())['access_token']}"}
+    own = settings.model_copy(
+        update={"auth_url": auth.url, "auth_client_secret": SecretStr(secret)}
+    )
+    client = await aiohttp_client(create_app(own))
+    text = "email,full_name\n" + "".join(f"down{i}@example.com,Down {i}\n" for i in range(1000))
+    response = await client.post(
+        "/imports", data=text, headers={**headers, "Content-Type": "text/csv"}
+    )
+    assert response.status == 202, await response.text()
+    import_id = (await response.json())["id"]
+    deadline = time.monotonic() + 20
+    while True:
+        report = await (await client.get(f"/imports/{import_id}", headers=headers)).json()
+        if report["progress"]["done"] >= 10:
+            break
+        assert time.monotonic() < deadline, report
+        await asyncio.sleep(0.02)
+    await asyncio.to_thread(auth.stop)
+
+    deadline = time.monotonic() + 30
+    while report["status"] not in ("failed", "done"):
+        assert time.monotonic() < deadline, report
+        await asyncio.sleep(0.05)
+        report = await (await client.get(f"/imports/{import_id}", headers=headers)).json()
+    assert report["status"] == "failed"
+    assert "auth" in report["error"]
+    done = report["progress"]["done"]
+    assert 10 <= done < 1000
+    assert report["counts"] == {"created": done, "updated": 0, "unchanged": 0, "failed": 0}
+    assert report["stopped_at_line"] == done + 2
+    assert report["finished_at"] is not None
