@@ -196,6 +196,9 @@ def bus_settings(tier: str, request: pytest.FixtureRequest) -> dict[str, object]
 IDENTITY_ADMIN_EMAIL = "admin@example.com"
 IDENTITY_ADMIN_PASSWORD = "a long admin passphrase for tests"
 IDENTITY_PASSWORD = "correct horse battery staple"
+# A machine client of the identity service, as the user management service calls it.
+IDENTITY_CLIENT_ID = "user_mgmt"
+IDENTITY_CLIENT_SECRET = "user-mgmt-client-secret-0123456789"
 IDENTITY_SETTINGS = {
     "SUKVERSE_ADMIN_EMAIL": IDENTITY_ADMIN_EMAIL,
     "SUKVERSE_ADMIN_PASSWORD": IDENTITY_ADMIN_PASSWORD,
@@ -203,6 +206,7 @@ IDENTITY_SETTINGS = {
     "SUKVERSE_ARGON2_TIME_COST": "1",
     "SUKVERSE_ACCESS_TOKEN_TTL_SECONDS": "3600",
     "SUKVERSE_LOGIN_ADDRESS_LIMIT": "100000",
+    "SUKVERSE_SERVICE_CLIENTS": json.dumps({IDENTITY_CLIENT_ID: IDENTITY_CLIENT_SECRET}),
 }
 
 
@@ -220,6 +224,9 @@ class Account:
 
 class Identity:
     """The auth service as its own process; hands out real accounts with real tokens."""
+
+    client_id = IDENTITY_CLIENT_ID
+    client_secret = IDENTITY_CLIENT_SECRET
 
     def __init__(self, url: str) -> None:
         self.url = url

@@ -44,6 +44,8 @@ async def test_openapi_lists_every_route_with_schemas_and_security(client: Any) 
         ("/auth/me", "get"),
         ("/.well-known/jwks.json", "get"),
         ("/users", "get"),
+        ("/users", "post"),
+        ("/auth/password", "post"),
         ("/users/{id}", "get"),
         ("/users/{id}/roles", "put"),
         ("/roles", "get"),

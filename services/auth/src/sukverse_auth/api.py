@@ -11,6 +11,8 @@ from sukverse_auth.keys import AUTH, SIGNING_KEYS
 from sukverse_auth.models import User
 from sukverse_auth.schemas import (
     AccessToken,
+    CreatedUserOut,
+    CreateUserRequest,
     LoginRequest,
     LogoutRequest,
     MeOut,
@@ -20,6 +22,7 @@ from sukverse_auth.schemas import (
     RegisterRequest,
     RoleIn,
     RoleOut,
+    SetPasswordRequest,
     SetRolesRequest,
     TokenPair,
     UserOut,
@@ -147,6 +150,33 @@ async def list_users(request: web.Request, query: UsersQuery) -> Page[UserOut]:
         email=query.email, cursor=query.cursor, limit=query.limit
     )
     return Page[UserOut](items=[user_out(user) for user in users], next_cursor=cursor)
+
+
+@routes.post(
+    "/users",
+    body=CreateUserRequest,
+    response=CreatedUserOut,
+    status=201,
+    permission="users:write",
+    errors=(409,),
+)
+async def create_user(request: web.Request, body: CreateUserRequest) -> CreatedUserOut:
+    """Create an account for someone, without a password: the answer carries the one-time
+    token its owner sets a password with (POST /auth/password)."""
+    user, token, expires_at = await request.app[AUTH].create_user(
+        email=body.email, full_name=body.full_name, roles=body.roles, by=principal(request).user_id
+    )
+    return CreatedUserOut(
+        **user_out(user).model_dump(), set_password_token=token, set_password_expires_at=expires_at
+    )
+
+
+@routes.post("/auth/password", body=SetPasswordRequest, status=204, public=True, errors=(400,))
+async def set_password(request: web.Request, body: SetPasswordRequest) -> None:
+    """Set the password of an account created without one, with its one-time token."""
+    await request.app[AUTH].set_password(
+        token=body.token, password=body.password.get_secret_value()
+    )
 
 
 @routes.get("/users/{id}", response=UserOut, permission="users:read", errors=(404,))

@@ -79,11 +79,14 @@ class Hasher:
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         """Check a password; with no hash (no such account) spend the same time and fail."""
+        # An account without a password yet (`!unset:`) also spends the time and fails.
+        stored = password_hash if password_hash and not password_hash.startswith("!") else None
+        usable = stored is not None
         try:
-            matched = await self._run(self._argon2.verify, password_hash or self._decoy, password)
+            matched = await self._run(self._argon2.verify, stored or self._decoy, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
-        return matched and password_hash is not None
+        return matched and usable
 
     def needs_rehash(self, password_hash: str) -> bool:
         return self._argon2.check_needs_rehash(password_hash)

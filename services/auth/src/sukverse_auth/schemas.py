@@ -21,6 +21,19 @@ class RegisterRequest(RequestSchema):
     full_name: FullName
 
 
+class CreateUserRequest(RequestSchema):
+    """An account an administrator or a service creates for someone, without a password."""
+
+    email: EmailStr = Field(max_length=320)
+    full_name: FullName
+    roles: list[RoleName] = Field(default_factory=lambda: ["student"], min_length=1, max_length=20)
+
+
+class SetPasswordRequest(RequestSchema):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    password: Password
+
+
 class LoginRequest(RequestSchema):
     email: Annotated[str, StringConstraints(min_length=1, max_length=320)]
     password: Password
@@ -57,6 +70,13 @@ class UserOut(Schema):
     full_name: str
     roles: list[str]
     created_at: datetime
+
+
+class CreatedUserOut(UserOut):
+    """A new account and the one-time token its owner sets a password with."""
+
+    set_password_token: str
+    set_password_expires_at: datetime
 
 
 class MeOut(UserOut):

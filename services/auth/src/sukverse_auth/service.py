@@ -27,7 +27,13 @@ from sukverse_auth.passwords import Hasher
 from sukverse_auth.ratelimit import FailureWindow
 from sukverse_auth.schemas import AccessToken, PermissionOut, RoleIn, RoleOut, TokenPair
 from sukverse_auth.settings import AuthSettings
-from sukverse_auth.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
+from sukverse_auth.tokens import (
+    TokenIssuer,
+    hash_refresh_token,
+    new_refresh_token,
+    password_fingerprint,
+    unusable_password_hash,
+)
 from sukverse_common.db import Database
 from sukverse_common.errors import (
     BadRequest,
@@ -139,6 +145,85 @@ class AuthService:
             raise Conflict("an account with this email already exists") from None
         log.info("user registered", user_id=str(user.id))
         return user
+
+    async def create_user(
+        self, *, email: str, full_name: str, roles: Sequence[str], by: uuid.UUID | None
+    ) -> tuple[User, str, datetime]:
+        """Create an account without a password for someone else; its owner sets one with
+        the one-time token returned (with its expiry), which is never stored or logged."""
+        email = normalise_email(email)
+        wanted = sorted(set(roles))
+        now = _now()
+        ttl = self.settings.set_password_token_ttl_seconds
+        try:
+            async with self.database.sessions() as session, session.begin():
+                known = {role.name for role in await store.roles(session, wanted)}
+                unknown = [role for role in wanted if role not in known]
+                if unknown:
+                    raise ValidationFailed(
+                        errors=[{"field": "roles", "reason": f"unknown role: {', '.join(unknown)}"}]
+                    )
+                if await store.user_by_email(session, email) is not None:
+                    raise Conflict("an account with this email already exists")
+                user = User(
+                    email=email,
+                    full_name=full_name,
+                    password_hash=unusable_password_hash(),
+                    is_active=True,
+                    failed_logins=0,
+                    created_at=now,
+                    updated_at=now,
+                    roles=[UserRole(role_name=role) for role in wanted],
+                )
+                session.add(user)
+                await session.flush()
+                await self.outbox.add(
+                    session,
+                    UserRegistered(
+                        user_id=user.id,
+                        email=email,
+                        full_name=full_name,
+                        roles=wanted,
+                        registered_at=now,
+                    ),
+                    subject=str(user.id),
+                )
+                await session.refresh(user, ["roles"])
+        except IntegrityError:
+            raise Conflict("an account with this email already exists") from None
+        token = self.issuer.password_token(
+            user_id=user.id, fingerprint=password_fingerprint(user.password_hash), ttl_seconds=ttl
+        )
+        log.info("user created", user_id=str(user.id), by=str(by) if by else None)
+        return user, token, now + timedelta(seconds=ttl)
+
+    async def set_password(self, *, token: str, password: str) -> None:
+        """Set the password of an account with its one-time token; a used, expired or
+        forged token is refused alike."""
+        named = self.issuer.read_password_token(token)
+        invalid = BadRequest("the set-password token is invalid, used or expired")
+        if named is None:
+            raise invalid
+        user_id, fingerprint = named
+        async with self.database.sessions() as session:
+            user = await store.user_by_id(session, user_id)
+        if user is None or not hmac.compare_digest(
+            password_fingerprint(user.password_hash), fingerprint
+        ):
+            raise invalid
+        self.check_password(password, email=user.email, full_name=user.full_name)
+        password_hash = await self.hasher.hash(password)
+        async with self.database.sessions() as session, session.begin():
+            current = await store.user_by_id(session, user_id, for_update=True)
+            # Checked again under the lock: two uses of one token, only one wins.
+            if current is None or not hmac.compare_digest(
+                password_fingerprint(current.password_hash), fingerprint
+            ):
+                raise invalid
+            current.password_hash = password_hash
+            current.updated_at = _now()
+        self._users.pop(user_id, None)
+        log.info("password set", user_id=str(user_id))
 
     async def login(self, *, email: str, password: str, address: str) -> TokenPair:
         email = normalise_email(email)

@@ -20,6 +20,7 @@ class AuthSettings(ServiceSettings):
     service_clients: dict[str, SecretStr] = Field(default_factory=dict)
 
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    set_password_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=300)
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=3600)
 
     password_min_length: int = Field(default=8, ge=8)

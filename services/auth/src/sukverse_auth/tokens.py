@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OKPKey
 
 from sukverse_common.security import ACCESS_TOKEN_ALGORITHMS
@@ -94,6 +95,50 @@ class TokenIssuer:
             claims["email"] = email
         header = {"alg": ALGORITHM, "kid": self.keys.active.kid, "typ": "at+jwt"}
         return jwt.encode(header, claims, self.keys.active, algorithms=ACCESS_TOKEN_ALGORITHMS)
+
+    def password_token(self, *, user_id: uuid.UUID, fingerprint: str, ttl_seconds: int) -> str:
+        """A one-time token that sets the password of an account created without one; it
+        names the account's current password hash, so it stops working once used."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": f"{self.audience}:set-password",
+            "sub": str(user_id),
+            "iat": now,
+            "exp": now + ttl_seconds,
+            "jti": uuid.uuid4().hex,
+            "token_use": "set_password",
+            "pwd": fingerprint,
+        }
+        header = {"alg": ALGORITHM, "kid": self.keys.active.kid, "typ": "JWT"}
+        return jwt.encode(header, claims, self.keys.active, algorithms=ACCESS_TOKEN_ALGORITHMS)
+
+    def read_password_token(self, token: str) -> tuple[uuid.UUID, str] | None:
+        """The account and password-hash fingerprint a valid set-password token names."""
+        registry = jwt.JWTClaimsRegistry(
+            iss={"essential": True, "value": self.issuer},
+            aud={"essential": True, "value": f"{self.audience}:set-password"},
+            exp={"essential": True},
+            sub={"essential": True},
+        )
+        try:
+            claims = jwt.decode(token, self.keys.public, algorithms=ACCESS_TOKEN_ALGORITHMS).claims
+            registry.validate(claims)
+            if claims.get("token_use") != "set_password":
+                return None
+            return uuid.UUID(str(claims["sub"])), str(claims["pwd"])
+        except (JoseError, ValueError, KeyError):
+            return None
+
+
+def password_fingerprint(password_hash: str) -> str:
+    """What a set-password token remembers of the hash it replaces."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:32]
+
+
+def unusable_password_hash() -> str:
+    """The password hash of an account that has no password yet: no password matches it."""
+    return "!unset:" + secrets.token_hex(16)
 
 
 def new_refresh_token() -> tuple[str, str]:

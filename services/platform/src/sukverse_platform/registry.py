@@ -18,6 +18,9 @@ from sukverse_common.settings import ServiceSettings
 from sukverse_quiz.app import MIGRATIONS as QUIZ_MIGRATIONS
 from sukverse_quiz.app import create_app as create_quiz_app
 from sukverse_quiz.settings import QuizSettings
+from sukverse_user_mgmt.app import MIGRATIONS as USER_MGMT_MIGRATIONS
+from sukverse_user_mgmt.app import create_app as create_user_mgmt_app
+from sukverse_user_mgmt.settings import UserMgmtSettings
 from sukverse_workshop.app import MIGRATIONS as WORKSHOP_MIGRATIONS
 from sukverse_workshop.app import create_app as create_workshop_app
 from sukverse_workshop.settings import WorkshopSettings
@@ -45,6 +48,7 @@ SERVICES: dict[str, ServiceSpec] = {
     spec.name: spec
     for spec in (
         ServiceSpec("auth", AuthSettings, create_auth_app, AUTH_MIGRATIONS),
+        ServiceSpec("user_mgmt", UserMgmtSettings, create_user_mgmt_app, USER_MGMT_MIGRATIONS),
         ServiceSpec("workshop", WorkshopSettings, create_workshop_app, WORKSHOP_MIGRATIONS),
         ServiceSpec("quiz", QuizSettings, create_quiz_app, QUIZ_MIGRATIONS),
         ServiceSpec(

@@ -1,0 +1,383 @@
+"""CSV imports of users: accepted at once, carried out row by row in the background
+through the auth service, with a status that shows how far they got."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from sukverse_common.db import Database
+from sukverse_common.errors import NotFound, Problem, ValidationFailed
+from sukverse_common.security import Principal
+from sukverse_user_mgmt import csvimport, store
+from sukverse_user_mgmt.authclient import AuthClient, AuthUnavailable
+from sukverse_user_mgmt.models import Import, ImportRow, Profile
+from sukverse_user_mgmt.schemas import (
+    ImportAccepted,
+    ImportCounts,
+    ImportOut,
+    ImportProgress,
+    ImportRowOut,
+)
+from sukverse_user_mgmt.settings import UserMgmtSettings
+
+log = structlog.get_logger(__name__)
+
+PENDING, RUNNING, DONE, FAILED, INTERRUPTED = "pending", "running", "done", "failed", "interrupted"
+CREATED, UPDATED, UNCHANGED, ROW_FAILED = "created", "updated", "unchanged", "failed"
+NO_IMPORT = "no such import"
+BATCH = 200
+MAX_ERRORS_SHOWN = 1000
+WRITE_ATTEMPTS = 3
+
+
+class TooLarge(Problem):
+    status, slug, title = 413, "too-large", "The file is too large"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def profile_changes(profile: Profile | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """The profile fields a row would change (all it sets when there is no profile yet)."""
+    if profile is None:
+        return {name: value for name, value in fields.items() if value is not None}
+    return {name: value for name, value in fields.items() if getattr(profile, name) != value}
+
+
+class ImportService:
+    """Runs imports one row at a time; each row's result, its profile change and the
+    import's counters are committed together, so a stop part-way leaves them consistent."""
+
+    def __init__(self, *, database: Database, auth: AuthClient, settings: UserMgmtSettings) -> None:
+        self.database = database
+        self.auth = auth
+        self.settings = settings
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def mark_interrupted(self) -> None:
+        """Imports a previous process left unfinished: say so, and where they stopped."""
+        async with self.database.sessions() as session, session.begin():
+            await session.execute(
+                update(Import)
+                .where(Import.status.in_([PENDING, RUNNING]))
+                .values(
+                    status=INTERRUPTED,
+                    error="the service stopped during this import; rows done are kept, "
+                    "rerun the file to finish it",
+                    updated_at=_now(),
+                    finished_at=_now(),
+                )
+            )
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- use cases ------------------------------------------------------------------------
+
+    async def start(self, caller: Principal, data: bytes, *, dry_run: bool) -> ImportAccepted:
+        """Check the file and record its rows, then carry them out in the background."""
+        if len(data) > self.settings.import_max_bytes:
+            raise TooLarge(
+                f"the file may be at most {self.settings.import_max_bytes} bytes",
+                errors=[{"field": "file", "reason": "too large"}],
+            )
+        known_roles = await self.auth.role_names()
+        try:
+            rows = await asyncio.to_thread(
+                csvimport.parse,
+                data,
+                known_roles=known_roles,
+                max_rows=self.settings.import_max_rows,
+            )
+        except csvimport.CsvError as exc:
+            problem = TooLarge if exc.too_large else ValidationFailed
+            raise problem(exc.detail, errors=[{"field": "file", "reason": exc.detail}]) from None
+        now = _now()
+        failed = sum(1 for row in rows if row.reason)
+        record = Import(
+            id=uuid.uuid4(),
+            created_by=caller.subject,
+            status=PENDING,
+            dry_run=dry_run,
+            total=len(rows),
+            done=failed,
+            created=0,
+            updated=0,
+            unchanged=0,
+            failed=failed,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self.database.sessions() as session, session.begin():
+            session.add(record)
+            await session.flush()
+            await session.execute(
+                insert(ImportRow),
+                [
+                    {
+                        "import_id": record.id,
+                        "line": row.line,
+                        # A failed row may hold a value too long to keep whole.
+                        "email": _clip(row.email, 320),
+                        "full_name": _clip(row.full_name, 200),
+                        "role": _clip(row.role, 100),
+                        "fields": row.fields,
+                        "outcome": ROW_FAILED if row.reason else PENDING,
+                        "reason": row.reason,
+                    }
+                    for row in rows
+                ],
+            )
+        task = asyncio.create_task(self._run(record.id), name=f"import-{record.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return ImportAccepted(id=record.id, status=PENDING)
+
+    async def status(self, caller: Principal, import_id: uuid.UUID) -> ImportOut:
+        async with self.database.sessions() as session:
+            record = await self._visible(session, caller, import_id)
+            errors = (
+                await session.scalars(
+                    select(ImportRow)
+                    .where(ImportRow.import_id == import_id, ImportRow.outcome == ROW_FAILED)
+                    .order_by(ImportRow.line)
+                    .limit(MAX_ERRORS_SHOWN)
+                )
+            ).all()
+            stopped_at = None
+            if record.status in (FAILED, INTERRUPTED):
+                stopped_at = await session.scalar(
+                    select(ImportRow.line)
+                    .where(ImportRow.import_id == import_id, ImportRow.outcome == PENDING)
+                    .order_by(ImportRow.line)
+                    .limit(1)
+                )
+            return ImportOut(
+                id=record.id,
+                status=record.status,
+                dry_run=record.dry_run,
+                counts=ImportCounts(
+                    created=record.created,
+                    updated=record.updated,
+                    unchanged=record.unchanged,
+                    failed=record.failed,
+                ),
+                progress=ImportProgress(done=record.done, total=record.total),
+                stopped_at_line=stopped_at,
+                error=record.error,
+                errors=[_row_out(row) for row in errors],
+                created_at=record.created_at,
+                updated_at=record.updated_at,
+                finished_at=record.finished_at,
+            )
+
+    async def rows(
+        self,
+        caller: Principal,
+        import_id: uuid.UUID,
+        *,
+        outcome: str | None,
+        after: int | None,
+        limit: int,
+    ) -> tuple[list[ImportRowOut], str | None]:
+        """An import's rows in file order, with the set-password tokens of new accounts."""
+        async with self.database.sessions() as session:
+            await self._visible(session, caller, import_id)
+            query = (
+                select(ImportRow)
+                .where(ImportRow.import_id == import_id)
+                .order_by(ImportRow.line)
+                .limit(limit + 1)
+            )
+            if outcome:
+                query = query.where(ImportRow.outcome == outcome)
+            if after is not None:
+                query = query.where(ImportRow.line > after)
+            found = (await session.scalars(query)).all()
+        page = [_row_out(row, with_token=True) for row in found[:limit]]
+        return page, str(page[-1].line) if len(found) > limit else None
+
+    async def _visible(self, session: Any, caller: Principal, import_id: uuid.UUID) -> Import:
+        record = await session.get(Import, import_id)
+        if record is None or record.created_by != caller.subject:
+            raise NotFound(NO_IMPORT)
+        assert isinstance(record, Import)
+        return record
+
+    # -- the background run ---------------------------------------------------------------
+
+    async def _run(self, import_id: uuid.UUID) -> None:
+        try:
+            await self._set_status(import_id, RUNNING)
+            after = 0
+            while True:
+                async with self.database.sessions() as session:
+                    record = await session.get(Import, import_id)
+                    assert record is not None
+                    dry_run = record.dry_run
+                    batch: Sequence[ImportRow] = (
+                        await session.scalars(
+                            select(ImportRow)
+                            .where(
+                                ImportRow.import_id == import_id,
+                                ImportRow.outcome == PENDING,
+                                ImportRow.line > after,
+                            )
+                            .order_by(ImportRow.line)
+                            .limit(BATCH)
+                        )
+                    ).all()
+                if not batch:
+                    break
+                for row in batch:
+                    await self._carry_out(import_id, row, dry_run=dry_run)
+                    after = row.line
+            await self._set_status(import_id, DONE)
+        except asyncio.CancelledError:
+            raise  # the process stops: the next start marks it interrupted
+        except AuthUnavailable as exc:
+            await self._set_status(import_id, FAILED, error=f"{exc.detail}; rerun the file")
+        except Exception as exc:
+            log.exception("an import failed", import_id=str(import_id))
+            await self._set_status(import_id, FAILED, error=f"internal error: {type(exc).__name__}")
+
+    async def _set_status(
+        self, import_id: uuid.UUID, status: str, error: str | None = None
+    ) -> None:
+        finished = _now() if status in (DONE, FAILED) else None
+        async with self.database.sessions() as session, session.begin():
+            await session.execute(
+                update(Import)
+                .where(Import.id == import_id)
+                .values(status=status, error=error, updated_at=_now(), finished_at=finished)
+            )
+
+    async def _carry_out(self, import_id: uuid.UUID, row: ImportRow, *, dry_run: bool) -> None:
+        """One row: the account in auth first, then the profile and the row's result here."""
+        assert row.email is not None and row.full_name is not None and row.role is not None
+        reason: str | None = None
+        token: str | None = None
+        created = roles_changed = False
+        user: dict[str, Any] | None = None
+        try:
+            user = await self.auth.find_user(row.email)
+            if user is None and not dry_run:
+                user = await self.auth.create_user(
+                    email=row.email, full_name=row.full_name, roles=[row.role]
+                )
+                if user is None:  # created meanwhile by someone else
+                    user = await self.auth.find_user(row.email)
+                else:
+                    token, created = user.pop("set_password_token", None), True
+                    user.pop("set_password_expires_at", None)
+            elif user is None:
+                created = True
+            if user is not None and not created and row.role not in user["roles"]:
+                roles_changed = True
+                if not dry_run:
+                    user = await self.auth.set_roles(
+                        uuid.UUID(user["id"]), sorted({*user["roles"], row.role})
+                    )
+        except AuthUnavailable:
+            raise
+        except Problem as exc:
+            reason = exc.detail or exc.title
+            if exc.errors:
+                reason = "; ".join(f"{e.get('field')}: {e.get('reason')}" for e in exc.errors)
+        # The account exists in auth now: record the row. The event consumer may write the
+        # same profile at the same time (SQLite busy, or the same new row inserted first):
+        # then read again and retry.
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                async with self.database.sessions() as session, session.begin():
+                    outcome = ROW_FAILED
+                    if reason is None:
+                        outcome = CREATED if created else UNCHANGED
+                        profile = None
+                        if user is not None:
+                            profile = await store.profile(session, uuid.UUID(user["id"]))
+                        changes = (
+                            profile_changes(profile, row.fields) if not created else row.fields
+                        )
+                        if roles_changed or (changes and not created):
+                            outcome = UPDATED
+                        if user is not None and not dry_run:
+                            profile = await self._write_profile(session, profile, user, changes)
+                    counter = {CREATED: Import.created, UPDATED: Import.updated}.get(
+                        outcome, Import.unchanged if outcome == UNCHANGED else Import.failed
+                    )
+                    await session.execute(
+                        update(ImportRow)
+                        .where(ImportRow.import_id == import_id, ImportRow.line == row.line)
+                        .values(
+                            outcome=outcome,
+                            reason=reason,
+                            user_id=uuid.UUID(user["id"]) if user is not None else None,
+                            set_password_token=token,
+                        )
+                    )
+                    await session.execute(
+                        update(Import)
+                        .where(Import.id == import_id)
+                        .values(
+                            {
+                                counter.key: counter + 1,
+                                "done": Import.done + 1,
+                                "updated_at": _now(),
+                            }
+                        )
+                    )
+                return
+            except (OperationalError, IntegrityError):
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+
+    async def _write_profile(
+        self,
+        session: Any,
+        profile: Profile | None,
+        user: dict[str, Any],
+        changes: dict[str, Any],
+    ) -> Profile:
+        now = _now()
+        if profile is None:
+            profile = await store.upsert_roles(session, uuid.UUID(user["id"]), user["roles"], now)
+            profile.email = user["email"]
+            profile.full_name = user["full_name"]
+            profile.display_name = user["full_name"]
+        else:
+            store.set_roles(profile, user["roles"])
+        for name, value in changes.items():
+            setattr(profile, name, value)
+        profile.name_key = profile.display_name.lower() if profile.display_name else None
+        profile.updated_at = now
+        return profile
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return value[:length] if value is not None else None
+
+
+def _row_out(row: ImportRow, *, with_token: bool = False) -> ImportRowOut:
+    return ImportRowOut(
+        line=row.line,
+        email=row.email,
+        outcome=row.outcome,
+        reason=row.reason,
+        user_id=row.user_id,
+        set_password_token=row.set_password_token if with_token else None,
+    )

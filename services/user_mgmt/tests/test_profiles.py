@@ -1,0 +1,218 @@
+"""Profiles kept in step with auth's events, edited, searched, and roles changed through auth."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from sukverse_common.events.contracts import UserRegistered
+from sukverse_common.events.envelope import CloudEvent
+from sukverse_user_mgmt.authclient import AuthClient, AuthUnavailable
+from sukverse_user_mgmt.settings import UserMgmtSettings
+
+
+async def test_a_registration_creates_a_profile_named_after_the_user(api: Any) -> None:
+    student = api.account("profile-new")
+    await api.registered(student, full_name="Ada Lovelace")
+    profile = await (await api.get(student.id, student)).json()
+    assert profile["id"] == profile["user_id"] == str(student.id)
+    assert profile["email"] == student.email
+    assert profile["full_name"] == profile["display_name"] == "Ada Lovelace"
+    assert profile["roles"] == ["student"]
+    assert profile["locale"] is profile["time_zone"] is profile["bio"] is None
+
+
+async def test_a_roles_change_before_the_registration_is_kept(api: Any) -> None:
+    user_id = uuid.uuid4()
+    await api.roles_changed(user_id, ["instructor", "student"])
+    early = await api.wait_for(user_id, lambda p: p["roles"] == ["instructor", "student"])
+    assert early["email"] is None
+    registered = UserRegistered(
+        user_id=user_id,
+        email="late@example.com",
+        full_name="Late Arrival",
+        roles=["student"],
+        registered_at=datetime.now(UTC),
+    )
+    await api.publish(registered)
+    profile = await api.wait_for(user_id, lambda p: p["email"] == "late@example.com")
+    assert profile["roles"] == ["instructor", "student"]  # the newer change stays
+    assert profile["display_name"] == "Late Arrival"
+
+
+async def test_a_redelivered_event_has_no_second_effect(api: Any) -> None:
+    student = api.account("profile-redelivered")
+    data = await api.registered(student, full_name="Grace Hopper")
+    await api.patch(student.id, {"display_name": "Amazing Grace"}, student)
+    # The same event again (same id), and a registration replayed with a new id.
+    await api.publish(data, CloudEvent.wrap(data, subject=str(student.id)))
+    await api.roles_changed(student.id, ["student"])
+    await api.wait_for(student.id, lambda p: p["roles"] == ["student"])
+    profile = await (await api.get(student.id)).json()
+    assert profile["display_name"] == "Amazing Grace"
+    assert profile["full_name"] == "Grace Hopper"
+
+
+async def test_a_user_edits_their_own_display_fields(api: Any) -> None:
+    student = api.account("profile-editor")
+    await api.registered(student, full_name="Alan Turing")
+    changed = await api.patch(
+        student.id,
+        {
+            "display_name": "  Alan  ",
+            "organisation": "Bletchley Park",
+            "locale": "en-gb",
+            "time_zone": "Europe/London",
+            "avatar_url": "https://example.com/a.png",
+            "bio": "Codebreaker.",
+        },
+        student,
+    )
+    assert changed["display_name"] == "Alan"
+    assert changed["locale"] == "en-GB"
+    assert changed["time_zone"] == "Europe/London"
+    assert changed["updated_at"] > changed["created_at"]
+    cleared = await api.patch(student.id, {"display_name": None, "bio": None}, student)
+    assert cleared["display_name"] == "Alan Turing"  # back to the full name
+    assert cleared["bio"] is None
+    assert cleared["organisation"] == "Bletchley Park"  # left out, so kept
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"locale": "english"}, "locale"),
+        ({"locale": "en_GB"}, "locale"),
+        ({"time_zone": "Mars/Olympus_Mons"}, "time_zone"),
+        ({"time_zone": "../../etc/passwd"}, "time_zone"),
+        ({"avatar_url": "http://example.com/a.png"}, "avatar_url"),
+        ({"avatar_url": "https://user:pw@example.com/a.png"}, "avatar_url"),
+        ({"avatar_url": "javascript:alert(1)"}, "avatar_url"),
+        ({"display_name": "x" * 201}, "display_name"),
+        ({"display_name": "   "}, "display_name"),
+        ({"organisation": "o" * 201}, "organisation"),
+        ({"bio": "b" * 5001}, "bio"),
+        ({"bio": "nul\x00"}, "bio"),
+        ({"email": "new@example.com"}, "email"),
+    ],
+)
+async def test_bad_profile_fields_are_refused_and_change_nothing(
+    api: Any, body: dict[str, Any], field: str
+) -> None:
+    student = api.account("profile-bad-input")
+    await api.registered(student, full_name="Bad Input")
+    before = await (await api.get(student.id)).json()
+    refused = await api.patch(student.id, {"bio": "kept", **body}, student, status=422)
+    assert [error["field"] for error in refused["errors"]] == [field]
+    assert await (await api.get(student.id)).json() == before
+
+
+async def test_admins_search_by_email_or_name_prefix_and_role(api: Any) -> None:
+    tag = uuid.uuid4().hex[:6]
+    people = {
+        "zed": api.account(f"zed{tag}"),
+        "zoe": api.account(f"zoe{tag}"),
+        "yan": api.account(f"yan{tag}", "instructor"),
+    }
+    for name, account in people.items():
+        await api.registered(account, full_name=f"{name.title()} {tag.upper()} Example")
+    headers = api.admin.headers
+
+    async def search(**query: str) -> list[str]:
+        response = await api.client.get("/profiles", params=query, headers=headers)
+        assert response.status == 200, await response.text()
+        return [item["email"] for item in (await response.json())["items"]]
+
+    assert sorted(await search(q=f"ZED{tag}".upper())) == [people["zed"].email]
+    assert sorted(await search(q=f"Zoe {tag}")) == [people["zoe"].email]
+    assert sorted(await search(q=f"z{tag}")) == []
+    assert await search(q=f"yan{tag}", role="instructor") == [people["yan"].email]
+    assert await search(q=f"yan{tag}", role="student") == []
+    assert await search(q="%") == [] and await search(q="_") == []
+
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "1", "q": "z"}
+        if cursor:
+            params["cursor"] = cursor
+        page = await (await api.client.get("/profiles", params=params, headers=headers)).json()
+        seen += [item["email"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert {people["zed"].email, people["zoe"].email} <= set(seen)
+    assert len(seen) == len(set(seen))
+    bad = await api.client.get("/profiles", params={"cursor": "nope"}, headers=headers)
+    assert bad.status == 422
+
+
+async def test_roles_are_changed_through_auth(api: Any, service_headers: dict[str, str]) -> None:
+    student = api.account("profile-promoted")
+    await api.registered(student)
+    response = await api.client.put(
+        f"/profiles/{student.id}/roles",
+        json={"roles": ["instructor", "student"]},
+        headers=api.admin.headers,
+    )
+    assert response.status == 200, await response.text()
+    assert (await response.json())["roles"] == ["instructor", "student"]
+    # The auth service holds the change.
+    async with aiohttp.ClientSession() as session:
+        url = f"{api.identity.url}/users/{student.id}"
+        async with session.get(url, headers=service_headers) as answer:
+            assert (await answer.json())["roles"] == ["instructor", "student"]
+
+
+@pytest.mark.parametrize(
+    ("roles", "status", "field"),
+    [(["wizard"], 422, "roles"), (["Not A Role!"], 422, "roles.0")],
+)
+async def test_an_unknown_role_is_refused(
+    api: Any, roles: list[str], status: int, field: str
+) -> None:
+    student = api.account("profile-wizard")
+    await api.registered(student)
+    response = await api.client.put(
+        f"/profiles/{student.id}/roles", json={"roles": roles}, headers=api.admin.headers
+    )
+    assert response.status == status
+    problem = await response.json()
+    assert [error["field"] for error in problem["errors"]] == [field]
+    assert (await (await api.get(student.id)).json())["roles"] == ["student"]
+
+
+async def test_roles_of_an_unknown_user_are_not_found(api: Any) -> None:
+    response = await api.client.put(
+        f"/profiles/{uuid.uuid4()}/roles", json={"roles": ["student"]}, headers=api.admin.headers
+    )
+    assert response.status == 404
+    assert response.content_type == "application/problem+json"
+
+
+async def test_auth_refusing_the_credentials_is_unavailable(
+    settings: UserMgmtSettings, api: Any
+) -> None:
+    wrong = settings.model_copy(update={"auth_client_secret": SecretStr("wrong")})
+    async with aiohttp.ClientSession() as session:
+        client = AuthClient(wrong, session)
+        with pytest.raises(AuthUnavailable):
+            await client.set_roles(uuid.uuid4(), ["student"])
+
+
+async def test_auth_down_is_unavailable(settings: UserMgmtSettings) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = settings.model_copy(update={"auth_url": f"http://127.0.0.1:{port}"})
+    async with aiohttp.ClientSession() as session:
+        client = AuthClient(down, session)
+        with pytest.raises(AuthUnavailable) as raised:
+            await client.set_roles(uuid.uuid4(), ["student"])
+    assert raised.value.status == 503
