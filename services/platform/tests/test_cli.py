@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -93,8 +94,8 @@ class Platform:
                 try:
                     if call("GET", f"{self.service_url(name)}/readyz")[0] == 200:
                         waiting.discard(name)
-                except OSError:
-                    pass
+                except (OSError, http.client.HTTPException):
+                    pass  # not listening yet, or not yet answering HTTP
             if not waiting:
                 return
             time.sleep(0.05)
