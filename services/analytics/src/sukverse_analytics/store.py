@@ -1,0 +1,109 @@
+"""Queries of the analytics service: take a session, return models."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sukverse_analytics.models import (
+    Base,
+    QuizGrade,
+    Student,
+    Thresholds,
+    Workshop,
+    WorkshopStats,
+)
+
+
+async def _ensure(session: AsyncSession, model: type[Base], values: dict[str, Any]) -> None:
+    """Insert the row unless it exists; concurrent inserts of one key both succeed."""
+    table: Any = model.__table__
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    await session.execute(insert(table).values(**values).on_conflict_do_nothing())
+
+
+async def workshop(
+    session: AsyncSession, workshop_id: uuid.UUID, *, create: bool = False
+) -> Workshop | None:
+    """A workshop's row; with `create`, made (empty) if missing and locked."""
+    if create:
+        await _ensure(session, Workshop, {"workshop_id": workshop_id, "instructor_ids": []})
+        await _ensure(session, WorkshopStats, {"workshop_id": workshop_id})
+    query = select(Workshop).where(Workshop.workshop_id == workshop_id)
+    if create:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def student(session: AsyncSession, workshop_id: uuid.UUID, user_id: uuid.UUID) -> Student:
+    """A student's row in a workshop, made if missing, locked until the transaction ends."""
+    await workshop(session, workshop_id, create=True)
+    await _ensure(session, Student, {"workshop_id": workshop_id, "user_id": user_id})
+    found = await session.scalar(
+        select(Student)
+        .where(Student.workshop_id == workshop_id, Student.user_id == user_id)
+        .with_for_update()
+    )
+    assert found is not None
+    return found
+
+
+async def quiz_grade(
+    session: AsyncSession, quiz_id: uuid.UUID, user_id: uuid.UUID
+) -> QuizGrade | None:
+    return await session.scalar(
+        select(QuizGrade)
+        .where(QuizGrade.quiz_id == quiz_id, QuizGrade.user_id == user_id)
+        .with_for_update()
+    )
+
+
+async def add_to_stats(
+    session: AsyncSession, workshop_id: uuid.UUID, delta: dict[str, int]
+) -> None:
+    """Add increments to a workshop's figures in one atomic UPDATE."""
+    if not delta:
+        return
+    columns = WorkshopStats.__table__.c
+    await session.execute(
+        update(WorkshopStats)
+        .where(WorkshopStats.workshop_id == workshop_id)
+        .values({name: columns[name] + value for name, value in delta.items()})
+    )
+
+
+async def stats(session: AsyncSession, workshop_id: uuid.UUID) -> WorkshopStats | None:
+    return await session.get(WorkshopStats, workshop_id)
+
+
+async def all_stats(session: AsyncSession) -> Sequence[WorkshopStats]:
+    return (await session.scalars(select(WorkshopStats))).all()
+
+
+async def thresholds(session: AsyncSession, workshop_id: uuid.UUID) -> Thresholds | None:
+    return await session.get(Thresholds, workshop_id)
+
+
+async def all_thresholds(session: AsyncSession) -> Sequence[Thresholds]:
+    return (await session.scalars(select(Thresholds))).all()
+
+
+async def enrolled_students(session: AsyncSession, workshop_id: uuid.UUID) -> Sequence[Student]:
+    """The enrolled students of one workshop, by user id: bounded by the cohort, not by
+    the number of events."""
+    return (
+        await session.scalars(
+            select(Student)
+            .where(Student.workshop_id == workshop_id, Student.enrolled.is_(True))
+            .order_by(Student.user_id)
+        )
+    ).all()
+
+
+async def all_enrolled_students(session: AsyncSession) -> Sequence[Student]:
+    return (await session.scalars(select(Student).where(Student.enrolled.is_(True)))).all()
