@@ -17,6 +17,7 @@ from sukverse_common.events.contracts import (
     QuizPassed,
     StepCompleted,
     SubstepCompleted,
+    WorkshopArchived,
     WorkshopCompleted,
     WorkshopCreated,
     WorkshopUpdated,
@@ -317,3 +318,20 @@ async def test_gauges_per_workshop_without_students(service: Any) -> None:
     }
     for user in cohort.users.values():
         assert str(user) not in text
+
+
+async def test_archiving_is_kept_whatever_arrives_after(service: Any) -> None:
+    cohort = cohort_for(service)
+    archived = WorkshopArchived(
+        workshop_id=cohort.workshop_id,
+        archived_by=None,
+        archived_at=cohort.start + timedelta(days=20),
+    )
+    # The archive arrives first; the workshop's description and progress come after it.
+    await service.publish([(archived, str(cohort.workshop_id)), *cohort.events])
+    figures = await service.figures(cohort.workshop_id)
+    assert figures == {
+        "workshop_id": str(cohort.workshop_id),
+        **EXPECTED_FIGURES,
+        "archived": True,
+    }

@@ -86,7 +86,8 @@ async def _describe(
     at: datetime,
 ) -> None:
     """The latest description of a workshop wins."""
-    row = await store.workshop(session, data.workshop_id, create=True)
+    await store.ensure_workshop(session, data.workshop_id)
+    row = await store.workshop(session, data.workshop_id, lock=True)
     assert row is not None
     if row.changed_at is not None and at <= row.changed_at:
         return
@@ -110,7 +111,8 @@ async def workshop_updated(ctx: EventContext, data: WorkshopUpdated) -> None:
 @consumer.on(WorkshopArchived)
 async def workshop_archived(ctx: EventContext, data: WorkshopArchived) -> None:
     """Archiving is final: the earliest archive time is kept."""
-    row = await store.workshop(ctx.session, data.workshop_id, create=True)
+    await store.ensure_workshop(ctx.session, data.workshop_id)
+    row = await store.workshop(ctx.session, data.workshop_id, lock=True)
     assert row is not None
     at = _utc(data.archived_at)
     if row.archived_at is None or at < row.archived_at:
@@ -183,7 +185,6 @@ async def attempt_submitted(ctx: EventContext, data: QuizAttemptSubmitted) -> No
     workshop_id = data.workshop_id
     at = _utc(data.submitted_at)
     grade = to_milli(data.grade_percent)
-    await store.workshop(ctx.session, workshop_id, create=True)
     current = await store.quiz_grade(ctx.session, data.quiz_id, data.user_id)
     previous: int | None = None
     if current is None:

@@ -27,28 +27,33 @@ async def _ensure(session: AsyncSession, model: type[Base], values: dict[str, An
     await session.execute(insert(table).values(**values).on_conflict_do_nothing())
 
 
+async def ensure_workshop(session: AsyncSession, workshop_id: uuid.UUID) -> None:
+    """Make a workshop's row and its figures (empty) unless they exist."""
+    await _ensure(session, Workshop, {"workshop_id": workshop_id, "instructor_ids": []})
+    await _ensure(session, WorkshopStats, {"workshop_id": workshop_id})
+
+
 async def workshop(
-    session: AsyncSession, workshop_id: uuid.UUID, *, create: bool = False
+    session: AsyncSession, workshop_id: uuid.UUID, *, lock: bool = False
 ) -> Workshop | None:
-    """A workshop's row; with `create`, made (empty) if missing and locked."""
-    if create:
-        await _ensure(session, Workshop, {"workshop_id": workshop_id, "instructor_ids": []})
-        await _ensure(session, WorkshopStats, {"workshop_id": workshop_id})
     query = select(Workshop).where(Workshop.workshop_id == workshop_id)
-    if create:
+    if lock:
         query = query.with_for_update()
     return await session.scalar(query)
 
 
 async def student(session: AsyncSession, workshop_id: uuid.UUID, user_id: uuid.UUID) -> Student:
     """A student's row in a workshop, made if missing, locked until the transaction ends."""
-    await workshop(session, workshop_id, create=True)
-    await _ensure(session, Student, {"workshop_id": workshop_id, "user_id": user_id})
-    found = await session.scalar(
+    query = (
         select(Student)
         .where(Student.workshop_id == workshop_id, Student.user_id == user_id)
         .with_for_update()
     )
+    found = await session.scalar(query)
+    if found is None:
+        await ensure_workshop(session, workshop_id)
+        await _ensure(session, Student, {"workshop_id": workshop_id, "user_id": user_id})
+        found = await session.scalar(query)
     assert found is not None
     return found
 
