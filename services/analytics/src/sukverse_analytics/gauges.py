@@ -19,8 +19,8 @@ from prometheus_client.registry import Collector
 
 from sukverse_analytics import store
 from sukverse_analytics.domain import from_milli
-from sukverse_analytics.models import Student
 from sukverse_analytics.service import AnalyticsService
+from sukverse_analytics.store import StudentRow
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ async def read_snapshot(service: AnalyticsService) -> Snapshot:
     async with service.database.sessions() as session:
         stats = await store.all_stats(session)
         own = {row.workshop_id: row for row in await store.all_thresholds(session)}
-        cohorts: dict[uuid.UUID, list[Student]] = {}
+        cohorts: dict[uuid.UUID, list[StudentRow]] = {}
         for student in await store.all_enrolled_students(session):
             cohorts.setdefault(student.workshop_id, []).append(student)
     snapshot = Snapshot()

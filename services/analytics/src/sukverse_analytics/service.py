@@ -18,7 +18,7 @@ from sukverse_analytics.domain import (
     cohort_median,
     from_milli,
 )
-from sukverse_analytics.models import Student, Thresholds, Workshop, WorkshopStats
+from sukverse_analytics.models import Thresholds, Workshop, WorkshopStats
 from sukverse_analytics.schemas import (
     Reason,
     StudentFigures,
@@ -27,6 +27,7 @@ from sukverse_analytics.schemas import (
     WorkshopFigures,
 )
 from sukverse_analytics.settings import AnalyticsSettings
+from sukverse_analytics.store import StudentRow
 from sukverse_common.db import Database
 from sukverse_common.errors import NotFound
 from sukverse_common.security import Principal
@@ -58,7 +59,7 @@ def teaches(caller: Principal, workshop: Workshop) -> bool:
 class Cohort:
     """A workshop's enrolled students assessed against its thresholds at one instant."""
 
-    students: Sequence[Student]
+    students: Sequence[StudentRow]
     risks: dict[uuid.UUID, Risk]
     median_percent: float | None
 
@@ -67,11 +68,11 @@ class Cohort:
         return sum(risk.level != "none" for risk in self.risks.values())
 
 
-def quiz_average(row: Student) -> float | None:
+def quiz_average(row: StudentRow) -> float | None:
     return from_milli(row.quiz_sum_milli / row.quiz_count) if row.quiz_count else None
 
 
-def student_figures(row: Student, risk: Risk) -> StudentFigures:
+def student_figures(row: StudentRow, risk: Risk) -> StudentFigures:
     return StudentFigures(
         user_id=row.user_id,
         percent=from_milli(row.percent_milli),
@@ -88,8 +89,8 @@ def student_figures(row: Student, risk: Risk) -> StudentFigures:
 
 
 def page_after(
-    items: Sequence[Student], cursor: uuid.UUID | None, limit: int
-) -> tuple[list[Student], str | None]:
+    items: Sequence[StudentRow], cursor: uuid.UUID | None, limit: int
+) -> tuple[list[StudentRow], str | None]:
     """A page of rows ordered by user id, after the cursor."""
     rest = [row for row in items if cursor is None or row.user_id > cursor]
     page = rest[:limit]
@@ -175,7 +176,7 @@ class AnalyticsService:
             students, self.effective(await store.thresholds(session, workshop_id))
         )
 
-    def assess_cohort(self, students: Sequence[Student], thresholds: RiskThresholds) -> Cohort:
+    def assess_cohort(self, students: Sequence[StudentRow], thresholds: RiskThresholds) -> Cohort:
         now = self.clock()
         median = cohort_median([from_milli(row.percent_milli) for row in students])
         risks = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -98,17 +100,36 @@ async def all_thresholds(session: AsyncSession) -> Sequence[Thresholds]:
     return (await session.scalars(select(Thresholds))).all()
 
 
-async def enrolled_students(session: AsyncSession, workshop_id: uuid.UUID) -> Sequence[Student]:
+@dataclass(frozen=True)
+class StudentRow:
+    """What the figures need of one enrolled student, read without the ORM's overhead."""
+
+    workshop_id: uuid.UUID
+    user_id: uuid.UUID
+    substeps_done: int
+    substep_count: int
+    completed: bool
+    percent_milli: int
+    last_activity: datetime | None
+    quiz_count: int
+    quiz_sum_milli: int
+    failed_attempts: int
+
+
+_STUDENT_COLUMNS = [Student.__table__.c[field.name] for field in fields(StudentRow)]
+
+
+async def enrolled_students(session: AsyncSession, workshop_id: uuid.UUID) -> list[StudentRow]:
     """The enrolled students of one workshop, by user id: bounded by the cohort, not by
     the number of events."""
-    return (
-        await session.scalars(
-            select(Student)
-            .where(Student.workshop_id == workshop_id, Student.enrolled.is_(True))
-            .order_by(Student.user_id)
-        )
-    ).all()
+    result = await session.execute(
+        select(*_STUDENT_COLUMNS)
+        .where(Student.workshop_id == workshop_id, Student.enrolled.is_(True))
+        .order_by(Student.user_id)
+    )
+    return [StudentRow(*row) for row in result]
 
 
-async def all_enrolled_students(session: AsyncSession) -> Sequence[Student]:
-    return (await session.scalars(select(Student).where(Student.enrolled.is_(True)))).all()
+async def all_enrolled_students(session: AsyncSession) -> list[StudentRow]:
+    result = await session.execute(select(*_STUDENT_COLUMNS).where(Student.enrolled.is_(True)))
+    return [StudentRow(*row) for row in result]
