@@ -3,12 +3,19 @@ the same events duplicated, shuffled or replayed into a fresh database give the 
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
+import time
 import uuid
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
+import pytest
+
+from sukverse_common.events.bus import Message
 from sukverse_common.events.contracts import (
     EnrollmentCreated,
     EnrollmentWithdrawn,
@@ -23,6 +30,7 @@ from sukverse_common.events.contracts import (
     WorkshopUpdated,
 )
 from sukverse_common.events.envelope import CloudEvent
+from sukverse_common.events.kafka import KafkaBus
 
 Event = tuple[EventData, str]
 
@@ -334,4 +342,63 @@ async def test_archiving_is_kept_whatever_arrives_after(service: Any) -> None:
         "workshop_id": str(cohort.workshop_id),
         **EXPECTED_FIGURES,
         "archived": True,
+    }
+
+
+@pytest.mark.real
+async def test_rebuilt_from_the_topics_from_offset_zero_the_figures_are_the_same(
+    launch: Callable[..., Any],
+    new_database: Callable[[], Awaitable[str]],
+    kafka_server: Any,
+    identity: Any,
+) -> None:
+    """The events are on Kafka before the service starts: `sukverse serve analytics` on an
+    empty database reads the topics from offset zero and arrives at the figures live
+    handling gives (the expectations above), duplicates included."""
+    prefix = f"r{uuid.uuid4().hex[:10]}."
+    history = KafkaBus(bootstrap_servers=kafka_server.address, topic_prefix=prefix)
+
+    async def ignore(_: Sequence[CloudEvent]) -> None:
+        return None
+
+    history.subscribe("history", ["sukverse.workshop", "sukverse.quiz"], ignore)
+    await history.start()
+    instructor = identity.account("analytics-instructor", "instructor")
+    cohort = Cohort(instructor.id, datetime.now(UTC) - timedelta(days=10))
+    envelopes = cohort.envelopes()
+    try:
+        for envelope in envelopes + envelopes[:5]:
+            topic = f"sukverse.{envelope.type.split('.')[2]}"
+            await history.publish([Message(topic, envelope.subject or "", envelope)])
+    finally:
+        await history.stop()
+
+    analytics = launch(
+        "analytics",
+        {
+            "SUKVERSE_MODE": "cluster",
+            "SUKVERSE_AUTH_URL": identity.url,
+            "SUKVERSE_BUS": "kafka",
+            "SUKVERSE_KAFKA_BOOTSTRAP_SERVERS": kafka_server.address,
+            "SUKVERSE_KAFKA_TOPIC_PREFIX": prefix,
+            "SUKVERSE_DATABASE_URL": await new_database(),
+        },
+        migrate=True,
+    )
+    admin = identity.account("admin", "admin")
+    expected = {"workshop_id": str(cohort.workshop_id), **EXPECTED_FIGURES}
+    async with aiohttp.ClientSession(analytics.url, headers=admin.headers) as http:
+        deadline = time.monotonic() + 60
+        while True:
+            async with http.get(f"/analytics/workshops/{cohort.workshop_id}") as response:
+                figures = await response.json() if response.status == 200 else None
+            if figures == expected:
+                break
+            assert time.monotonic() < deadline, figures
+            await asyncio.sleep(0.2)
+        async with http.get(f"/analytics/at-risk?workshop_id={cohort.workshop_id}") as response:
+            at_risk = await response.json()
+    assert {(row["user_id"], row["risk"]) for row in at_risk["items"]} == {
+        (str(cohort.users["C"]), "high"),
+        (str(cohort.users["D"]), "high"),
     }
