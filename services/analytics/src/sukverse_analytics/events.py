@@ -72,7 +72,6 @@ async def _change_student(
         quiz_count=row.quiz_count or 0,
         quiz_sum_milli=row.quiz_sum_milli or 0,
     )
-    await session.flush()
     await store.add_to_stats(session, workshop_id, after.delta(before))
     return row
 

@@ -73,14 +73,15 @@ async def quiz_grade(
 async def add_to_stats(
     session: AsyncSession, workshop_id: uuid.UUID, delta: dict[str, int]
 ) -> None:
-    """Add increments to a workshop's figures in one atomic UPDATE."""
+    """Add increments to a workshop's figures in one atomic UPDATE (a Core statement: no
+    ORM object of the figures lives in a handler's session to keep in step)."""
     if not delta:
         return
-    columns = WorkshopStats.__table__.c
+    table: Any = WorkshopStats.__table__
     await session.execute(
-        update(WorkshopStats)
-        .where(WorkshopStats.workshop_id == workshop_id)
-        .values({name: columns[name] + value for name, value in delta.items()})
+        update(table)
+        .where(table.c.workshop_id == workshop_id)
+        .values({name: table.c[name] + value for name, value in delta.items()})
     )
 
 
