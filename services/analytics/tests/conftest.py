@@ -153,6 +153,7 @@ def make_service(
             **settings,
             auth_url=identity.url,
             outbox_poll_seconds=0.05,
+            gauges_max_age_seconds=0.5,
         )
         bus = build_bus(service_settings)
         made.append(bus)

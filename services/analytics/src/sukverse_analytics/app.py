@@ -35,7 +35,7 @@ def create_app(
         consumers=[consumer],
         bus=bus,
     )
-    collector = WorkshopCollector()
+    collector = WorkshopCollector(settings.gauges_max_age_seconds)
     app[METRICS].registry.register(collector)
     app.middlewares.append(scrape_middleware(ANALYTICS, collector))
     app.cleanup_ctx.append(_analytics_ctx(settings, clock))

@@ -8,6 +8,9 @@ Labels are the workshop id only, never a student.
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +38,7 @@ class WorkshopGauges:
 @dataclass
 class Snapshot:
     workshops: dict[uuid.UUID, WorkshopGauges] = field(default_factory=dict)
+    read_at: float = -math.inf  # time.monotonic() when read
 
 
 async def read_snapshot(service: AnalyticsService) -> Snapshot:
@@ -44,7 +48,7 @@ async def read_snapshot(service: AnalyticsService) -> Snapshot:
         cohorts: dict[uuid.UUID, list[StudentRow]] = {}
         for student in await store.all_enrolled_students(session):
             cohorts.setdefault(student.workshop_id, []).append(student)
-    snapshot = Snapshot()
+    snapshot = Snapshot(read_at=time.monotonic())
     for row in stats:
         enrolled, grades = row.enrolled, row.grade_count
         cohort = service.assess_cohort(
@@ -62,8 +66,17 @@ async def read_snapshot(service: AnalyticsService) -> Snapshot:
 class WorkshopCollector(Collector):
     """Reports the latest snapshot as gauge families labelled by workshop."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_age_seconds: float) -> None:
         self.snapshot = Snapshot()
+        self.max_age_seconds = max_age_seconds
+        self._refreshing = asyncio.Lock()
+
+    async def refresh(self, service: AnalyticsService) -> None:
+        """Read the aggregates again unless the snapshot is recent enough; concurrent
+        scrapes share one read."""
+        async with self._refreshing:
+            if time.monotonic() - self.snapshot.read_at >= self.max_age_seconds:
+                self.snapshot = await read_snapshot(service)
 
     def collect(self) -> Iterator[Metric]:
         families = {
@@ -107,7 +120,7 @@ def scrape_middleware(
     @web.middleware
     async def refresh(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/metrics" and service_key in request.app:
-            collector.snapshot = await read_snapshot(request.app[service_key])
+            await collector.refresh(request.app[service_key])
         return await handler(request)
 
     return refresh
