@@ -125,6 +125,18 @@ async def buses() -> AsyncIterator[list[Bus]]:
 
 
 @pytest.fixture
+def fresh_database(
+    tier: str, request: pytest.FixtureRequest
+) -> Callable[[], Awaitable[str]] | None:
+    """Makes more PostgreSQL databases on the real tier (None when embedded); requested
+    before the apps, so that they are dropped only after the apps stopped."""
+    if tier != "real":
+        return None
+    make: Callable[[], Awaitable[str]] = request.getfixturevalue("new_database")
+    return make
+
+
+@pytest.fixture
 def make_service(
     tmp_path: Path,
     tier: str,
@@ -133,12 +145,11 @@ def make_service(
     identity: Any,
     clock: Clock,
     buses: list[Bus],
+    fresh_database: Callable[[], Awaitable[str]] | None,
     aiohttp_client: MakeClient,
-    request: pytest.FixtureRequest,
 ) -> ServiceFactory:
     """Start an analytics service; each call a new one with a fresh database and bus."""
-    made = buses
-    new_database = request.getfixturevalue("new_database") if tier == "real" else None
+    made, new_database = buses, fresh_database
 
     async def make() -> Analytics:
         url, settings = database_url, dict(bus_settings)

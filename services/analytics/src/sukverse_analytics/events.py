@@ -72,7 +72,7 @@ async def _change_student(
         quiz_count=row.quiz_count or 0,
         quiz_sum_milli=row.quiz_sum_milli or 0,
     )
-    await store.add_to_stats(session, workshop_id, after.delta(before))
+    store.add_to_stats(session, workshop_id, after.delta(before))
     return row
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from sukverse_analytics.models import (
     Base,
@@ -70,19 +72,32 @@ async def quiz_grade(
     )
 
 
-async def add_to_stats(
-    session: AsyncSession, workshop_id: uuid.UUID, delta: dict[str, int]
-) -> None:
-    """Add increments to a workshop's figures in one atomic UPDATE (a Core statement: no
-    ORM object of the figures lives in a handler's session to keep in step)."""
+PENDING = "sukverse_analytics.pending_stats"
+
+
+def add_to_stats(session: AsyncSession, workshop_id: uuid.UUID, delta: dict[str, int]) -> None:
+    """Add increments to a workshop's figures when the transaction commits: a batch of
+    events costs one atomic UPDATE per workshop, not one per event."""
     if not delta:
         return
+    pending: dict[uuid.UUID, Counter[str]] | None = session.info.get(PENDING)
+    if pending is None:
+        pending = session.info[PENDING] = {}
+        event.listen(session.sync_session, "before_commit", _apply_pending, once=True)
+    pending.setdefault(workshop_id, Counter()).update(delta)
+
+
+def _apply_pending(sync_session: Session) -> None:
+    pending: dict[uuid.UUID, Counter[str]] = sync_session.info.pop(PENDING, {})
     table: Any = WorkshopStats.__table__
-    await session.execute(
-        update(table)
-        .where(table.c.workshop_id == workshop_id)
-        .values({name: table.c[name] + value for name, value in delta.items()})
-    )
+    for workshop_id, delta in sorted(pending.items()):
+        changes = {name: value for name, value in delta.items() if value}
+        if changes:
+            sync_session.execute(
+                update(table)
+                .where(table.c.workshop_id == workshop_id)
+                .values({name: table.c[name] + value for name, value in changes.items()})
+            )
 
 
 async def stats(session: AsyncSession, workshop_id: uuid.UUID) -> WorkshopStats | None:
