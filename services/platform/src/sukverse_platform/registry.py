@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from sukverse_analytics.app import MIGRATIONS as ANALYTICS_MIGRATIONS
+from sukverse_analytics.app import create_app as create_analytics_app
+from sukverse_analytics.settings import AnalyticsSettings
 from sukverse_auth.app import MIGRATIONS as AUTH_MIGRATIONS
 from sukverse_auth.app import create_app as create_auth_app
 from sukverse_auth.settings import AuthSettings
@@ -51,6 +54,7 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec("user_mgmt", UserMgmtSettings, create_user_mgmt_app, USER_MGMT_MIGRATIONS),
         ServiceSpec("workshop", WorkshopSettings, create_workshop_app, WORKSHOP_MIGRATIONS),
         ServiceSpec("quiz", QuizSettings, create_quiz_app, QUIZ_MIGRATIONS),
+        ServiceSpec("analytics", AnalyticsSettings, create_analytics_app, ANALYTICS_MIGRATIONS),
         ServiceSpec(
             "certificate", CertificateSettings, create_certificate_app, CERTIFICATE_MIGRATIONS
         ),

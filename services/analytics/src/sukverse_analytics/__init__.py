@@ -1,0 +1,1 @@
+"""Sukverse analytics: read models of learning progress built only from events."""
