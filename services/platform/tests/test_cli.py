@@ -25,8 +25,10 @@ PASSWORD = "correct horse battery staple"
 
 
 def free_port_base(count: int = 6) -> int:
+    """A block of free ports below the ephemeral range (32768 and up on Linux), so that
+    no outgoing connection takes one of them between two starts."""
     for _ in range(50):
-        base = random.randint(20_000, 60_000)
+        base = random.randint(20_000, 32_000 - count)
         try:
             sockets = []
             for port in range(base, base + count):
