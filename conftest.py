@@ -20,6 +20,12 @@ from typing import Any
 import asyncpg
 import pytest
 
+from sukverse_common.app import build_bus
+from sukverse_common.events.bus import Bus, each
+from sukverse_common.events.contracts import topic_of
+from sukverse_common.events.envelope import CloudEvent
+from sukverse_common.settings import ServiceSettings
+
 HACK = Path(__file__).resolve().parent / "hack"
 
 
@@ -395,3 +401,27 @@ async def new_database(request: pytest.FixtureRequest) -> AsyncIterator[Callable
             await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+# -- a service under test: its tier's bus and the events it publishes ---------------------
+# Each service's tests define `settings` (its settings on the tier); these build on it.
+
+
+@pytest.fixture
+async def bus(settings: ServiceSettings) -> AsyncIterator[Bus]:
+    """The tier's bus, shared by the app and the test; started once the app subscribed."""
+    bus = build_bus(settings)
+    yield bus
+    await bus.stop()
+
+
+@pytest.fixture
+def published(bus: Bus, settings: ServiceSettings) -> list[CloudEvent]:
+    """Every event the service publishes on its topic."""
+    events: list[CloudEvent] = []
+
+    async def record(event: CloudEvent) -> None:
+        events.append(event)
+
+    bus.subscribe("test", [topic_of(settings.service_name)], each(record))
+    return events

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from sukverse_auth.app import create_app
 from sukverse_auth.settings import AuthSettings
-from sukverse_common.app import build_bus
-from sukverse_common.events.bus import Bus, each
+from sukverse_common.events.bus import Bus
 from sukverse_common.events.envelope import CloudEvent
 
 ADMIN_EMAIL = "admin@example.com"
@@ -37,26 +36,6 @@ def settings(tmp_path: Path, database_url: str, bus_settings: dict[str, Any]) ->
         argon2_memory_kib=8 * 1024,  # light hashing keeps the suite quick; the policy is the same
         argon2_time_cost=1,
     )
-
-
-@pytest.fixture
-async def bus(settings: AuthSettings) -> AsyncIterator[Bus]:
-    """The tier's bus, shared by the app and the test; started once the app subscribed."""
-    bus = build_bus(settings)
-    yield bus
-    await bus.stop()
-
-
-@pytest.fixture
-def published(bus: Bus) -> list[CloudEvent]:
-    """Every event the service publishes on its topic."""
-    events: list[CloudEvent] = []
-
-    async def record(event: CloudEvent) -> None:
-        events.append(event)
-
-    bus.subscribe("test", ["sukverse.auth"], each(record))
-    return events
 
 
 Client = TestClient[Any, Any]

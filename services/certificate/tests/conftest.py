@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from sukverse_certificate.app import create_app
 from sukverse_certificate.settings import CertificateSettings
-from sukverse_common.app import build_bus
-from sukverse_common.events.bus import Bus, Message, each
+from sukverse_common.events.bus import Bus, Message
 from sukverse_common.events.contracts import (
     EventData,
     QuizAttemptSubmitted,
@@ -46,25 +45,6 @@ def settings(
         outbox_poll_seconds=0.05,
         public_base_url=BASE_URL,
     )
-
-
-@pytest.fixture
-async def bus(settings: CertificateSettings) -> AsyncIterator[Bus]:
-    bus = build_bus(settings)
-    yield bus
-    await bus.stop()
-
-
-@pytest.fixture
-def published(bus: Bus) -> list[CloudEvent]:
-    """Every event the service publishes on its topic."""
-    events: list[CloudEvent] = []
-
-    async def record(event: CloudEvent) -> None:
-        events.append(event)
-
-    bus.subscribe("test", ["sukverse.certificate"], each(record))
-    return events
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from sukverse_common.app import build_bus
-from sukverse_common.events.bus import Bus, Message, each
+from sukverse_common.events.bus import Bus, Message
 from sukverse_common.events.contracts import EnrollmentCreated, EnrollmentWithdrawn
 from sukverse_common.events.envelope import CloudEvent
 from sukverse_quiz.app import create_app
@@ -49,26 +48,6 @@ def settings(
         outbox_poll_seconds=0.05,
         submit_grace_seconds=2.0,
     )
-
-
-@pytest.fixture
-async def bus(settings: QuizSettings) -> AsyncIterator[Bus]:
-    """The tier's bus, shared by the app and the test; started once the app subscribed."""
-    bus = build_bus(settings)
-    yield bus
-    await bus.stop()
-
-
-@pytest.fixture
-def published(bus: Bus) -> list[CloudEvent]:
-    """Every event the service publishes on its topic."""
-    events: list[CloudEvent] = []
-
-    async def record(event: CloudEvent) -> None:
-        events.append(event)
-
-    bus.subscribe("test", ["sukverse.quiz"], each(record))
-    return events
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from sukverse_common.app import build_bus
 from sukverse_common.events.bus import Bus, Message
 from sukverse_common.events.contracts import UserRegistered, UserRolesChanged
 from sukverse_common.events.envelope import CloudEvent
@@ -41,14 +40,6 @@ def settings(
         auth_client_secret=identity.client_secret,
         outbox_poll_seconds=0.05,
     )
-
-
-@pytest.fixture
-async def bus(settings: UserMgmtSettings) -> AsyncIterator[Bus]:
-    """The tier's bus, shared by the app and the test; started once the app subscribed."""
-    bus = build_bus(settings)
-    yield bus
-    await bus.stop()
 
 
 @pytest.fixture

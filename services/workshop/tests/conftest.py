@@ -7,7 +7,7 @@ import asyncio
 import io
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from sukverse_common.app import build_bus
-from sukverse_common.events.bus import Bus, each
+from sukverse_common.events.bus import Bus
 from sukverse_common.events.envelope import CloudEvent
 from sukverse_common.keys import DATABASE, OUTBOX
 from sukverse_workshop.app import create_app
@@ -39,26 +38,6 @@ def settings(
         auth_url=identity.url,
         outbox_poll_seconds=0.05,
     )
-
-
-@pytest.fixture
-async def bus(settings: WorkshopSettings) -> AsyncIterator[Bus]:
-    """The tier's bus, shared by the app and the test; started once the app subscribed."""
-    bus = build_bus(settings)
-    yield bus
-    await bus.stop()
-
-
-@pytest.fixture
-def published(bus: Bus) -> list[CloudEvent]:
-    """Every event the service publishes on its topic."""
-    events: list[CloudEvent] = []
-
-    async def record(event: CloudEvent) -> None:
-        events.append(event)
-
-    bus.subscribe("test", ["sukverse.workshop"], each(record))
-    return events
 
 
 @pytest.fixture
