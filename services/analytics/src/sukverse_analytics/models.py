@@ -9,25 +9,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, MetaData, String, Uuid
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from sukverse_common.db import UtcDateTime
+from sukverse_common.db import UtcDateTime, service_metadata
 from sukverse_common.events.outbox import messaging_tables
 
 BUCKETS = 10  # completion histogram: 0-10, 10-20, ..., 90-100
 
 
 class Base(DeclarativeBase):
-    metadata = MetaData(
-        naming_convention={
-            "ix": "ix_%(column_0_label)s",
-            "uq": "uq_%(table_name)s_%(column_0_name)s",
-            "ck": "ck_%(table_name)s_%(constraint_name)s",
-            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-            "pk": "pk_%(table_name)s",
-        }
-    )
+    metadata = service_metadata()
 
 
 messaging = messaging_tables(Base.metadata)
