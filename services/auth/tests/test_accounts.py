@@ -88,6 +88,7 @@ async def test_wrong_password_and_unknown_email_look_and_take_the_same(
             name: AuthSettings.model_fields[name].default
             for name in ("argon2_time_cost", "argon2_memory_kib")
         }
+        | {"login_max_failures": 100}
     )
     client = await aiohttp_client(create_app(production_hashing, bus=bus))
     await bus.start()
@@ -104,12 +105,19 @@ async def test_wrong_password_and_unknown_email_look_and_take_the_same(
         )
         return response.status, await response.json(), time.perf_counter() - started
 
-    wrong = [await attempt("kim@example.com") for _ in range(2)]
-    unknown = [await attempt("nobody@example.com") for _ in range(2)]
+    # Interleaved after a warm-up, so a slow first request or a busy moment on a
+    # shared machine falls on both sides. Skipping the hash for an unknown email
+    # would make it some fifty times faster, far outside these bounds.
+    await attempt("kim@example.com")
+    wrong: list[tuple[int, dict[str, Any], float]] = []
+    unknown: list[tuple[int, dict[str, Any], float]] = []
+    for _ in range(3):
+        wrong.append(await attempt("kim@example.com"))
+        unknown.append(await attempt("nobody@example.com"))
     assert {status for status, _, _ in wrong + unknown} == {401}
     assert wrong[0][1] == {**unknown[0][1]}
     ratio = statistics.median(t for *_, t in wrong) / statistics.median(t for *_, t in unknown)
-    assert 0.5 < ratio < 2.0, ratio
+    assert 0.25 < ratio < 4.0, ratio
 
 
 async def test_failed_logins_lock_the_account_even_for_the_right_password(
