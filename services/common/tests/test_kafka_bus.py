@@ -286,6 +286,16 @@ async def test_a_publish_before_start_waits_for_it(kafka_server: Broker, prefix:
 
 
 @pytest.mark.real
+async def test_publishing_nothing_is_a_no_op(kafka_server: Broker, prefix: str) -> None:
+    bus = make_bus(kafka_server, prefix)
+    await bus.start()
+    try:
+        await asyncio.wait_for(bus.publish([]), 5)
+    finally:
+        await bus.stop()
+
+
+@pytest.mark.real
 async def test_a_failing_handler_gets_the_same_record_again_before_the_next(
     kafka_server: Broker, prefix: str
 ) -> None:

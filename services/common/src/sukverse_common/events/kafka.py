@@ -201,6 +201,8 @@ class KafkaBus:
         it would retry until the broker returns, or have died of a fatal error such as
         `OutOfOrderSequenceNumber` after the broker lost its state. The caller sends the
         whole batch again; consumers' inboxes absorb a record that went out twice."""
+        if not records:
+            return
         await self._started.wait()
         async with self._publishing:
             try:
