@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,6 +68,26 @@ async def test_relay_publishes_committed_events_in_order_once(database: Database
     assert await relay.drain() == 0
     assert seen == [f"{i}@example.com" for i in range(5)]
     assert relay.metrics.outbox_backlog._value.get() == 0
+
+
+async def test_the_stored_payload_is_the_event_as_published(database: Database) -> None:
+    outbox, sent = Outbox(tables.outbox), []
+
+    class Recorder(InMemoryBus):
+        async def publish(self, messages: Sequence[Message]) -> None:
+            sent.extend(message.to_bytes() for message in messages)
+
+    async with database.sessions() as session, session.begin():
+        envelope = await outbox.add(session, registered("kim@example.com"), subject="kim")
+    async with database.sessions() as session:
+        stored = await session.scalar(select(tables.outbox.c.payload))
+    assert stored == json.loads(envelope.to_bytes())
+    assert stored["data"]["email"] == "kim@example.com"
+    relay = OutboxRelay(
+        outbox=outbox, database=database, bus=Recorder(), metrics=Metrics("test"), poll_seconds=1
+    )
+    assert await relay.drain() == 1
+    assert sent == [envelope.to_bytes()]
 
 
 async def test_a_failed_publish_leaves_the_events_for_the_next_drain(database: Database) -> None:

@@ -14,12 +14,14 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Dialect,
     Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    TypeDecorator,
     Uuid,
     cast,
     event,
@@ -42,6 +44,17 @@ log = structlog.get_logger(__name__)
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+class SerializedJSON(TypeDecorator[str]):
+    """A JSON column written from JSON text serialized beforehand, as the event's own
+    `to_bytes` makes it, so the text stored is the text later published."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class MessagingTables:
     outbox: Table
@@ -59,7 +72,7 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("aggregate_type", String(100), nullable=False),
         Column("aggregate_id", String(200), nullable=False),
         Column("event_type", String(200), nullable=False),
-        Column("payload", JSON, nullable=False),
+        Column("payload", SerializedJSON, nullable=False),
         Column("created_at", UtcDateTime, nullable=False),
         Column("published_at", UtcDateTime),
         Index(
@@ -98,21 +111,24 @@ class Outbox:
         envelopes = [CloudEvent.wrap(data, subject=subject) for data, subject in events]
         if not envelopes:
             return envelopes
-        await session.execute(
-            insert(self.table),
-            [
+        topics: dict[type[EventData], str] = {}
+        rows = []
+        for envelope, (data, _) in zip(envelopes, events, strict=True):
+            kind = type(data)
+            if kind not in topics:
+                topics[kind] = kind.topic()
+            rows.append(
                 {
                     "event_id": envelope.id,
-                    "topic": data.topic(),
-                    "aggregate_type": data.aggregate_type,
+                    "topic": topics[kind],
+                    "aggregate_type": kind.aggregate_type,
                     "aggregate_id": envelope.subject,
                     "event_type": envelope.type,
-                    "payload": envelope.model_dump(mode="json"),
+                    "payload": envelope.to_bytes().decode(),
                     "created_at": envelope.time,
                 }
-                for envelope, (data, _) in zip(envelopes, events, strict=True)
-            ],
-        )
+            )
+        await session.execute(insert(self.table), rows)
         if not event.contains(session.sync_session, "after_commit", self._on_commit):
             event.listen(session.sync_session, "after_commit", self._on_commit, once=True)
         return envelopes
