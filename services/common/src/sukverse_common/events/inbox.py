@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,8 +108,10 @@ class InboxDispatcher:
     def subscribe(self) -> None:
         self.bus.subscribe(self.consumer.name, self.consumer.topics, self.handle)
 
-    def _outcome(self, outcome: str) -> None:
-        self.metrics.events_handled.labels(self.metrics.service, self.consumer.name, outcome).inc()
+    def _outcome(self, outcome: str, count: int = 1) -> None:
+        self.metrics.events_handled.labels(self.metrics.service, self.consumer.name, outcome).inc(
+            count
+        )
 
     async def handle(self, events: Sequence[CloudEvent]) -> None:
         """Handle a batch in one transaction; if any handler fails, event by event, so one
@@ -137,8 +140,8 @@ class InboxDispatcher:
                     error=repr(exc),
                 )
             else:
-                for outcome in outcomes:
-                    self._outcome(outcome)
+                for outcome, count in Counter(outcomes).items():
+                    self._outcome(outcome, count)
                 return
         for item in work:
             await self._handle_one(item)

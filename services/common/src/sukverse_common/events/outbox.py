@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -219,8 +220,8 @@ class OutboxRelay:
                     .where(table.c.id.in_([row.id for row in rows]))
                     .values(published_at=datetime.now(UTC))
                 )
-            for row in rows:
-                self.metrics.events_published.labels(self.metrics.service, row.topic).inc()
+            for topic, count in Counter(row.topic for row in rows).items():
+                self.metrics.events_published.labels(self.metrics.service, topic).inc(count)
             published += len(rows)
             if len(rows) < self.batch_size:
                 break  # all there was; a commit meanwhile wakes the relay again
