@@ -9,6 +9,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
 
 import structlog
 from aiohttp import web
@@ -30,6 +31,7 @@ from sukverse_common.events.bus import Bus, InMemoryBus
 from sukverse_common.events.inbox import EventConsumer, InboxDispatcher
 from sukverse_common.events.kafka import KafkaBus
 from sukverse_common.events.outbox import MessagingTables, Outbox, OutboxRelay
+from sukverse_common.events.retention import Retention, RetentionSweeper
 from sukverse_common.keys import (
     BUS,
     DATABASE,
@@ -252,11 +254,25 @@ def _messaging_ctx(
             metrics=app[METRICS],
             poll_seconds=settings.outbox_poll_seconds,
         )
-        task = asyncio.create_task(relay.run(), name=f"{settings.service_name}-outbox-relay")
+        sweeper = RetentionSweeper(
+            tables=messaging,
+            database=app[DATABASE],
+            retention=Retention(
+                outbox=timedelta(hours=settings.outbox_retention_hours),
+                inbox=timedelta(hours=settings.inbox_retention_hours),
+                every_seconds=settings.retention_sweep_seconds,
+            ),
+        )
+        tasks = [
+            asyncio.create_task(relay.run(), name=f"{settings.service_name}-outbox-relay"),
+            asyncio.create_task(sweeper.run(), name=f"{settings.service_name}-retention"),
+        ]
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if owns_bus:
             await bus.stop()
 

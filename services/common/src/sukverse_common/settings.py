@@ -63,6 +63,11 @@ class ServiceSettings(BaseSettings):
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    # Published outbox rows are kept a day for inspection; inbox rows longer than the
+    # broker keeps records, so that no redelivered event can find its row gone.
+    outbox_retention_hours: float = Field(default=24.0, gt=0)
+    inbox_retention_hours: float = Field(default=24.0 * 8, gt=0)
+    retention_sweep_seconds: float = Field(default=600.0, gt=0)
     log_level: str = "INFO"
 
     @classmethod
