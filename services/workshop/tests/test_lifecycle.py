@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
-import time
+import json
 from pathlib import Path
 from typing import Any
 
@@ -128,9 +127,12 @@ async def test_a_restart_keeps_workshops_and_progress(
     assert (await progress.json())["completed"] is True
 
 
-async def test_a_200_by_10_workshop_reads_fast(api: WorkshopApi) -> None:
-    """GET /workshops/{id} of 2,000 substeps: p50 under 20 ms from the (id, version) cache,
-    and under 50 ms when every read misses it (two queries for the tree)."""
+async def test_a_200_by_10_workshop_reads_the_same_from_the_cache_and_after_an_edit(
+    api: WorkshopApi,
+) -> None:
+    """GET /workshops/{id} of 2,000 substeps answers from the (id, version) cache with the
+    same body a miss renders, and an edit is never hidden by it. (Its speed is measured in
+    benchmarks/workshop.py.)"""
     body = api.body(steps=200, substeps=10)
     for step in body["steps"]:
         for sub in step["substeps"]:
@@ -141,16 +143,23 @@ async def test_a_200_by_10_workshop_reads_fast(api: WorkshopApi) -> None:
     await api.enroll(created["id"], api.people.student.id)
     service = api.client.app[WORKSHOPS]
 
-    async def timed(*, cached: bool) -> float:
-        if not cached:
-            service._bodies.clear()
-        started = time.perf_counter()
+    async def read() -> bytes:
         response = await api.client.get(url, headers=headers)
-        assert len(await response.read()) > 1_000_000
-        return (time.perf_counter() - started) * 1000
+        assert response.status == 200
+        return await response.read()
 
-    await timed(cached=False)  # the first read of a process prepares its statements
-    warm = statistics.median([await timed(cached=True) for _ in range(30)])
-    cold = statistics.median([await timed(cached=False) for _ in range(15)])
-    assert warm < 20, warm
-    assert cold < 50, cold
+    missed = await read()
+    assert len(missed) > 1_000_000
+    assert len(service._bodies) == 1
+    assert await read() == missed
+    service._bodies.clear()
+    assert await read() == missed
+
+    edited = await api.client.patch(
+        url, json={"title": "A long workshop, edited"}, headers=api.people.instructor.headers
+    )
+    assert edited.status == 200, await edited.text()
+    after = json.loads(await read())
+    assert after["title"] == "A long workshop, edited"
+    assert after["version"] == created["version"] + 1
+    assert len(after["steps"]) == 200
