@@ -17,6 +17,8 @@ import pytest
 
 from sukverse_common.events.bus import Message
 from sukverse_common.events.contracts import (
+    CertificateIssued,
+    CertificateRevoked,
     EnrollmentCreated,
     EnrollmentWithdrawn,
     EventData,
@@ -41,7 +43,9 @@ class Cohort:
     - A completes everything and grades 80 and 90 at two quizzes;
     - B does 2 of 4 substeps, fails quiz 1 (40) then passes it (70);
     - C does 1 of 4 substeps and fails quiz 1 three times (20, 30, 30 by highest grading);
-    - D enrolls and does nothing; E enrolls and withdraws.
+    - D enrolls and does nothing; E enrolls and withdraws;
+    - A's certificate is issued; B's is issued, then revoked; C's revocation comes before
+      its issue: one certificate is in force.
     The clock reads `start + 10 days`: D has been idle 10 days, the others at most 2.
     """
 
@@ -102,6 +106,12 @@ class Cohort:
         self.attempt("C", self.quiz_1, 1, percent=20, grade=20, at=start + day * 7)
         self.attempt("C", self.quiz_1, 2, percent=30, grade=30, at=start + day * 8)
         self.attempt("C", self.quiz_1, 3, percent=10, grade=30, at=start + day * 9)
+        self.certificates = {name: uuid.uuid4() for name in "ABC"}
+        self.issue("A", start + day * 9)
+        self.issue("B", start + day * 8)
+        self.revoke("B", start + day * 9)
+        self.revoke("C", start + day * 9)
+        self.issue("C", start + day * 8)
 
     def enroll(self, name: str, at: datetime) -> None:
         data = EnrollmentCreated(
@@ -192,6 +202,28 @@ class Cohort:
             )
             self.events.append((first, str(quiz_id)))
 
+    def issue(self, name: str, at: datetime) -> None:
+        data = CertificateIssued(
+            certificate_id=self.certificates[name],
+            template_id=self.workshop_id,
+            workshop_id=self.workshop_id,
+            user_id=self.users[name],
+            verification_code=f"CODE-{name}",
+            issued_at=at,
+        )
+        self.events.append((data, str(data.certificate_id)))
+
+    def revoke(self, name: str, at: datetime) -> None:
+        data = CertificateRevoked(
+            certificate_id=self.certificates[name],
+            workshop_id=self.workshop_id,
+            user_id=self.users[name],
+            reason="issued in error",
+            revoked_by=None,
+            revoked_at=at,
+        )
+        self.events.append((data, str(data.certificate_id)))
+
     def envelopes(self) -> list[CloudEvent]:
         """Each event in a fixed envelope, so that resending one is a true duplicate."""
         return [CloudEvent.wrap(data, subject=key) for data, key in self.events]
@@ -207,6 +239,7 @@ EXPECTED_FIGURES = {
     "average_quiz_score": 67.5,  # (80 + 90 + 70 + 30) / 4
     "at_risk": 2,  # C (quiz average, failures) and D (inactive, behind)
     "median_percent": 37.5,
+    "certificates_issued": 1,  # A's; B's is revoked, C's revoked before it was issued
 }
 
 
@@ -315,7 +348,7 @@ async def test_gauges_per_workshop_without_students(service: Any) -> None:
         "sukverse_workshop_completion_percent": 43.75,
         "sukverse_workshop_average_quiz_score": 67.5,
         "sukverse_workshop_at_risk": 2,
-        "sukverse_workshop_certificates_issued": 0,
+        "sukverse_workshop_certificates_issued": 1,
     }
     deadline = time.monotonic() + 10
     while True:  # a scrape reuses gauges read in the last half second
@@ -367,7 +400,8 @@ async def test_rebuilt_from_the_topics_from_offset_zero_the_figures_are_the_same
     async def ignore(_: Sequence[CloudEvent]) -> None:
         return None
 
-    history.subscribe("history", ["sukverse.workshop", "sukverse.quiz"], ignore)
+    topics = ["sukverse.workshop", "sukverse.quiz", "sukverse.certificate"]
+    history.subscribe("history", topics, ignore)
     await history.start()
     instructor = identity.account("analytics-instructor", "instructor")
     cohort = Cohort(instructor.id, datetime.now(UTC) - timedelta(days=10))
@@ -408,3 +442,27 @@ async def test_rebuilt_from_the_topics_from_offset_zero_the_figures_are_the_same
         (str(cohort.users["C"]), "high"),
         (str(cohort.users["D"]), "high"),
     }
+
+
+async def test_a_certificate_counts_once_however_often_its_events_come(service: Any) -> None:
+    """Events of one certificate told again under new ids (a producer's retry, a replay
+    after the inbox was emptied) move the count no further than the first time."""
+    cohort = cohort_for(service)
+    await service.publish(cohort.events)
+    again = [
+        (data.model_copy(), key)
+        for data, key in cohort.events
+        if isinstance(data, CertificateIssued | CertificateRevoked)
+    ]
+    await service.publish(again + again[::-1])
+    assert (await service.figures(cohort.workshop_id))["certificates_issued"] == 1
+    later = CertificateIssued(
+        certificate_id=uuid.uuid4(),
+        template_id=cohort.workshop_id,
+        workshop_id=cohort.workshop_id,
+        user_id=cohort.users["D"],
+        verification_code="CODE-D",
+        issued_at=cohort.start + timedelta(days=10),
+    )
+    await service.publish([(later, str(later.certificate_id))] * 2)
+    assert (await service.figures(cohort.workshop_id))["certificates_issued"] == 2

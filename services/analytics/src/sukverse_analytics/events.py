@@ -1,4 +1,5 @@
-"""What the analytics service consumes: workshop and quiz events, merged into read models.
+"""What the analytics service consumes: workshop, quiz and certificate events, merged into
+read models.
 
 Every merge is monotonic (a maximum, or the latest by the event's own time), so that the
 same events in any order leave the same rows; the workshop's figures move by the
@@ -15,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sukverse_analytics import store
 from sukverse_analytics.domain import contribution, progress_milli, to_milli
-from sukverse_analytics.models import QuizGrade, Student
+from sukverse_analytics.models import Certificate, QuizGrade, Student
 from sukverse_common.events.contracts import (
+    CertificateIssued,
+    CertificateRevoked,
     EnrollmentCreated,
     EnrollmentWithdrawn,
     QuizAttemptSubmitted,
@@ -233,3 +236,45 @@ async def quiz_passed(ctx: EventContext, data: QuizPassed) -> None:
     await _change_student(
         ctx.session, data.workshop_id, data.user_id, data.passed_at, lambda _: None
     )
+
+
+# -- certificates -------------------------------------------------------------------------
+
+
+async def _change_certificate(
+    session: AsyncSession,
+    data: CertificateIssued | CertificateRevoked,
+    change: Callable[[Certificate], None],
+) -> None:
+    """Apply `change` to a certificate's row and move its workshop's count of certificates
+    in force by the difference it made."""
+    row = await store.certificate(session, data.certificate_id, data.workshop_id, data.user_id)
+    before = row.counted
+    change(row)
+    if row.counted != before:
+        store.add_to_stats(session, row.workshop_id, {"certificates": 1 if row.counted else -1})
+
+
+@consumer.on(CertificateIssued)
+async def certificate_issued(ctx: EventContext, data: CertificateIssued) -> None:
+    """The earliest issue time is kept; a certificate revoked before its issue event came
+    never counts."""
+
+    def change(row: Certificate) -> None:
+        at = _utc(data.issued_at)
+        if row.issued_at is None or at < row.issued_at:
+            row.issued_at = at
+
+    await _change_certificate(ctx.session, data, change)
+
+
+@consumer.on(CertificateRevoked)
+async def certificate_revoked(ctx: EventContext, data: CertificateRevoked) -> None:
+    """Revocation is final: the earliest revocation time is kept."""
+
+    def change(row: Certificate) -> None:
+        at = _utc(data.revoked_at)
+        if row.revoked_at is None or at < row.revoked_at:
+            row.revoked_at = at
+
+    await _change_certificate(ctx.session, data, change)

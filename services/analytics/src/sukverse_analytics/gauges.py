@@ -32,7 +32,7 @@ class WorkshopGauges:
     completion_percent: float
     average_quiz_score: float
     at_risk: int
-    certificates_issued: int = 0
+    certificates_issued: int
 
 
 @dataclass
@@ -59,6 +59,7 @@ async def read_snapshot(service: AnalyticsService) -> Snapshot:
             completion_percent=from_milli(row.percent_sum_milli / enrolled) if enrolled else 0.0,
             average_quiz_score=from_milli(row.grade_sum_milli / grades) if grades else 0.0,
             at_risk=cohort.at_risk,
+            certificates_issued=row.certificates,
         )
     return snapshot
 
@@ -102,7 +103,7 @@ class WorkshopCollector(Collector):
             ),
             "certificates_issued": GaugeMetricFamily(
                 "sukverse_workshop_certificates_issued",
-                "Certificates issued for a workshop (none until certificate events exist).",
+                "Certificates issued for a workshop and not revoked.",
                 labels=["workshop_id"],
             ),
         }

@@ -86,8 +86,26 @@ class QuizGrade(Base):
     submitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class Certificate(Base):
+    """A certificate as its issued and revoked events describe it, whichever came first:
+    it counts towards its workshop's figures once issued and as long as not revoked."""
+
+    __tablename__ = "certificates"
+
+    certificate_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    workshop_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    issued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    @property
+    def counted(self) -> bool:
+        return self.issued_at is not None and self.revoked_at is None
+
+
 class WorkshopStats(Base):
-    """A workshop's figures over its enrolled students, kept up to date by deltas."""
+    """A workshop's figures over its enrolled students, and its certificates in force,
+    kept up to date by deltas."""
 
     __tablename__ = "workshop_stats"
 
@@ -107,6 +125,7 @@ class WorkshopStats(Base):
     b7: Mapped[int] = mapped_column(Integer, default=0)
     b8: Mapped[int] = mapped_column(Integer, default=0)
     b9: Mapped[int] = mapped_column(Integer, default=0)
+    certificates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def histogram(self) -> list[int]:

@@ -15,7 +15,8 @@ Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 
 
 class WorkshopFigures(Schema):
-    """A workshop's figures over its enrolled students; percentages are 0-100."""
+    """A workshop's figures over its enrolled students, and its certificates in force;
+    percentages are 0-100."""
 
     workshop_id: uuid.UUID
     title: str
@@ -31,6 +32,7 @@ class WorkshopFigures(Schema):
     )
     at_risk: int
     median_percent: float | None
+    certificates_issued: int = Field(description="certificates issued and not revoked")
 
 
 class Reason(Schema):

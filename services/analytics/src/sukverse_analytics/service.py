@@ -239,4 +239,5 @@ def figures(workshop: Workshop, stats: WorkshopStats, cohort: Cohort) -> Worksho
         average_quiz_score=from_milli(stats.grade_sum_milli / grades) if grades else None,
         at_risk=cohort.at_risk,
         median_percent=cohort.median_percent,
+        certificates_issued=stats.certificates or 0,
     )

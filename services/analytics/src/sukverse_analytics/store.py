@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from sukverse_analytics.models import (
     Base,
+    Certificate,
     QuizGrade,
     Student,
     Thresholds,
@@ -57,6 +58,23 @@ async def student(session: AsyncSession, workshop_id: uuid.UUID, user_id: uuid.U
     if found is None:
         await ensure_workshop(session, workshop_id)
         await _ensure(session, Student, {"workshop_id": workshop_id, "user_id": user_id})
+        found = await session.scalar(query)
+    assert found is not None
+    return found
+
+
+async def certificate(
+    session: AsyncSession, certificate_id: uuid.UUID, workshop_id: uuid.UUID, user_id: uuid.UUID
+) -> Certificate:
+    """A certificate's row, made if missing, locked until the transaction ends."""
+    query = (
+        select(Certificate).where(Certificate.certificate_id == certificate_id).with_for_update()
+    )
+    found = await session.scalar(query)
+    if found is None:
+        await ensure_workshop(session, workshop_id)
+        values = {"certificate_id": certificate_id, "workshop_id": workshop_id, "user_id": user_id}
+        await _ensure(session, Certificate, values)
         found = await session.scalar(query)
     assert found is not None
     return found
