@@ -54,11 +54,12 @@ async def student(session: AsyncSession, workshop_id: uuid.UUID, user_id: uuid.U
         .where(Student.workshop_id == workshop_id, Student.user_id == user_id)
         .with_for_update()
     )
-    found = await session.scalar(query)
-    if found is None:
-        await ensure_workshop(session, workshop_id)
-        await _ensure(session, Student, {"workshop_id": workshop_id, "user_id": user_id})
+    with session.no_autoflush:
         found = await session.scalar(query)
+        if found is None:
+            await ensure_workshop(session, workshop_id)
+            await _ensure(session, Student, {"workshop_id": workshop_id, "user_id": user_id})
+            found = await session.scalar(query)
     assert found is not None
     return found
 
