@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -466,3 +467,84 @@ async def test_a_certificate_counts_once_however_often_its_events_come(service: 
     )
     await service.publish([(later, str(later.certificate_id))] * 2)
     assert (await service.figures(cohort.workshop_id))["certificates_issued"] == 2
+
+
+async def test_figures_count_at_risk_as_the_list_does_at_every_threshold(service: Any) -> None:
+    """The figures judge only the students who may be at risk; at thresholds set exactly
+    on students' own figures, and a thousandth either side, they count those the
+    at-risk list shows, and the median is the students' median."""
+    instructor = service.account("analytics-instructor", "instructor")
+    rng = random.Random(11)
+    workshop_id, start = uuid.uuid4(), service.clock.now - timedelta(days=20)
+    created = WorkshopCreated(
+        workshop_id=workshop_id,
+        title="Thresholds",
+        instructor_ids=[instructor.id],
+        step_count=1,
+        substep_count=997,
+        created_by=None,
+        created_at=start,
+    )
+    events: list[Event] = [(created, str(workshop_id))]
+    step = uuid.uuid4()
+    for n in range(31):
+        user_id, enrollment_id = uuid.uuid4(), uuid.uuid4()
+        at = start + timedelta(hours=rng.randrange(20 * 24))
+        enrolled = EnrollmentCreated(
+            enrollment_id=enrollment_id,
+            workshop_id=workshop_id,
+            user_id=user_id,
+            enrolled_by=None,
+            enrolled_at=start,
+        )
+        done = SubstepCompleted(
+            enrollment_id=enrollment_id,
+            workshop_id=workshop_id,
+            user_id=user_id,
+            step_id=step,
+            substep_id=uuid.uuid4(),
+            substeps_done=rng.choice([1, 3, 499, 500, 996, 997]) if n % 4 else rng.randrange(998),
+            substep_count=997,
+            completed_at=at,
+        )
+        events += [(enrolled, str(enrollment_id)), (done, str(enrollment_id))]
+        for number in range(1, rng.randrange(5)):
+            grade = rng.choice([33.333, 59.999, 60.0, 60.001, rng.uniform(0, 100)])
+            attempt = QuizAttemptSubmitted(
+                attempt_id=uuid.uuid4(),
+                quiz_id=uuid.uuid4(),
+                workshop_id=workshop_id,
+                user_id=user_id,
+                attempt_number=number,
+                score=grade / 10,
+                max_score=10,
+                percent=grade,
+                passed=grade >= 60,
+                late=False,
+                grade_percent=grade,
+                submitted_at=at,
+            )
+            events.append((attempt, str(attempt.quiz_id)))
+    await service.publish(events)
+    students = await service.students(workshop_id)
+    percents = sorted(row["percent"] for row in students if row["percent"] < 100)
+    averages = sorted(row["quiz_average"] for row in students if row["quiz_average"] is not None)
+    path = f"/analytics/workshops/{workshop_id}/thresholds"
+    checked = 0
+    for _ in range(6):
+        figures = await service.figures(workshop_id)
+        assert figures["median_percent"] == statistics.median(row["percent"] for row in students)
+        gap = round(figures["median_percent"] - rng.choice(percents), 3)
+        body = {
+            "inactive_days": rng.randrange(1, 20),
+            "behind_pace_points": max(0.001, gap + rng.choice([-0.001, 0, 0.001])),
+            "min_quiz_average": rng.choice(averages) + rng.choice([-0.001, 0, 0.001]),
+            "max_failed_attempts": rng.randrange(1, 4),
+        }
+        response = await service.client.put(path, json=body, headers=instructor.headers)
+        assert response.status == 200, await response.text()
+        listed = await service.get(f"/analytics/at-risk?workshop_id={workshop_id}&limit=500")
+        at_risk = (await service.figures(workshop_id))["at_risk"]
+        assert at_risk == len(listed["items"]), body
+        checked += 0 < at_risk < len(students)
+    assert checked >= 3  # the thresholds cut through the cohort, not around it

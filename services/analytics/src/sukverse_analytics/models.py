@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Uuid
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sukverse_common.db import UtcDateTime, service_metadata
@@ -71,6 +71,17 @@ class Student(Base):
     quiz_count: Mapped[int] = mapped_column(Integer, default=0)
     quiz_sum_milli: Mapped[int] = mapped_column(BigInteger, default=0)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        # A workshop's enrolled students by progress: its median without a sort.
+        Index(
+            "ix_students_enrolled_percent",
+            "workshop_id",
+            "percent_milli",
+            postgresql_where=enrolled.is_(True),
+            sqlite_where=enrolled.is_(True),
+        ),
+    )
 
 
 class QuizGrade(Base):

@@ -176,9 +176,21 @@ class AnalyticsService:
             students, self.effective(await store.thresholds(session, workshop_id))
         )
 
-    def assess_cohort(self, students: Sequence[StudentRow], thresholds: RiskThresholds) -> Cohort:
+    def assess_cohort(
+        self,
+        students: Sequence[StudentRow],
+        thresholds: RiskThresholds,
+        *,
+        median_percent: float | None = None,
+    ) -> Cohort:
+        """Assess `students` against the thresholds; the cohort's median is theirs unless
+        given (when they are only some of the cohort)."""
         now = self.clock()
-        median = cohort_median([from_milli(row.percent_milli) for row in students])
+        median = (
+            cohort_median([from_milli(row.percent_milli) for row in students])
+            if median_percent is None
+            else median_percent
+        )
         risks = {
             row.user_id: assess(
                 StudentFacts(
@@ -201,7 +213,16 @@ class AnalyticsService:
             stats = await store.stats(session, workshop_id) or WorkshopStats(
                 workshop_id=workshop_id
             )
-            cohort = await self.cohort(session, workshop_id)
+            median = store.median_of(await store.middle_percents(session, workshop_id))
+            thresholds = self.effective(await store.thresholds(session, workshop_id))
+            candidates = await store.risk_candidates(
+                session,
+                workshop_id,
+                thresholds=thresholds,
+                median_percent=median,
+                now=self.clock(),
+            )
+        cohort = self.assess_cohort(candidates, thresholds, median_percent=median)
         return figures(workshop, stats, cohort)
 
     async def students(

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import ColumnElement, and_, event, false, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from sukverse_analytics.domain import FULL, MILLI, RiskThresholds, from_milli
 from sukverse_analytics.models import (
     Base,
     Certificate,
@@ -168,3 +171,57 @@ async def enrolled_students(session: AsyncSession, workshop_id: uuid.UUID) -> li
 async def all_enrolled_students(session: AsyncSession) -> list[StudentRow]:
     result = await session.execute(select(*_STUDENT_COLUMNS).where(Student.enrolled.is_(True)))
     return [StudentRow(*row) for row in result]
+
+
+def _enrolled_in(workshop_id: uuid.UUID) -> ColumnElement[bool]:
+    return and_(Student.workshop_id == workshop_id, Student.enrolled.is_(True))
+
+
+async def middle_percents(session: AsyncSession, workshop_id: uuid.UUID) -> list[int]:
+    """The one or two middle progress values (milli) of a workshop's enrolled students, in
+    one statement, so that the count and the rows agree; read along an index, no sort."""
+    count = select(func.count()).where(_enrolled_in(workshop_id)).scalar_subquery()
+    query = (
+        select(Student.percent_milli)
+        .where(_enrolled_in(workshop_id))
+        .order_by(Student.percent_milli)
+        .offset((count - 1) // 2)
+        .limit(2 - count % 2)
+    )
+    return list(await session.scalars(query))
+
+
+async def risk_candidates(
+    session: AsyncSession,
+    workshop_id: uuid.UUID,
+    *,
+    thresholds: RiskThresholds,
+    median_percent: float | None,
+    now: datetime,
+) -> list[StudentRow]:
+    """The enrolled students who may be at risk: a superset of those the rules find (each
+    bound errs by at least a thousandth on the side of including), for the rules to judge
+    exactly. A cohort mostly on track costs its at-risk students, not all of them."""
+    may_be: list[ColumnElement[bool]] = [
+        Student.last_activity < now - timedelta(days=thresholds.inactive_days),
+        Student.failed_attempts >= thresholds.max_failed_attempts,
+        and_(
+            Student.quiz_count > 0,
+            Student.quiz_sum_milli
+            < (math.ceil(thresholds.min_quiz_average * MILLI) + 1) * Student.quiz_count,
+        ),
+    ]
+    if median_percent is not None:
+        behind = math.floor((median_percent - thresholds.behind_pace_points) * MILLI) + 2
+        may_be.append(Student.percent_milli < behind)
+    result = await session.execute(
+        select(*_STUDENT_COLUMNS)
+        .where(_enrolled_in(workshop_id), Student.percent_milli < FULL, or_(false(), *may_be))
+        .order_by(Student.user_id)
+    )
+    return [StudentRow(*row) for row in result]
+
+
+def median_of(middle: Sequence[int]) -> float | None:
+    """The median percentage from the middle values `middle_percents` read."""
+    return float(statistics.median([from_milli(value) for value in middle])) if middle else None
