@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sukverse_common.db import Database, create_engine
 from sukverse_common.events.bus import InMemoryBus, Message, each
-from sukverse_common.events.contracts import UserRegistered, UserRolesChanged
+from sukverse_common.events.contracts import EventData, UserRegistered, UserRolesChanged
 from sukverse_common.events.envelope import CloudEvent
 from sukverse_common.events.inbox import EventConsumer, EventContext, InboxDispatcher
 from sukverse_common.events.outbox import Outbox, OutboxRelay, messaging_tables
@@ -172,6 +173,38 @@ async def test_a_batch_is_applied_in_order_once_even_with_an_event_repeated_in_i
     assert applied == expected
     async with database.sessions() as session:
         assert (await session.scalars(select(greetings.c.email))).all() == expected
+
+
+async def test_a_batch_is_prepared_once_in_its_transaction_with_its_new_events(
+    database: Database,
+) -> None:
+    consumer, calls = EventConsumer("greeter"), []
+
+    @consumer.before_handlers
+    async def prepare(session: AsyncSession, batch: Sequence[EventData]) -> None:
+        calls.append(sorted(data.email for data in batch if isinstance(data, UserRegistered)))
+        await session.execute(greetings.insert().values(email="prepared"))
+
+    @consumer.on(UserRegistered)
+    async def greet(ctx: EventContext, data: UserRegistered) -> None:
+        calls.append(data.email)
+
+    dispatcher = make_dispatcher(database, InMemoryBus(), consumer)
+    seen = CloudEvent.wrap(registered("seen@example.com"), subject="u0")
+    await dispatcher.handle([seen])
+    fresh = [CloudEvent.wrap(registered(f"{i}@example.com"), subject=f"u{i}") for i in (1, 2)]
+    await dispatcher.handle([seen, *fresh, fresh[0]])
+    await dispatcher.handle([seen])  # nothing new: nothing to prepare
+    assert calls == [
+        ["seen@example.com"],
+        "seen@example.com",
+        ["1@example.com", "2@example.com"],
+        "1@example.com",
+        "2@example.com",
+    ]
+    async with database.sessions() as session:
+        written = (await session.scalars(select(greetings.c.email))).all()
+    assert written == ["prepared", "prepared"]
 
 
 async def test_a_poison_event_goes_to_the_dead_letter_topic_and_the_consumer_moves_on(

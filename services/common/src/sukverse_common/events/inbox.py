@@ -38,6 +38,7 @@ class EventContext:
 
 
 EventHandler = Callable[[EventContext, Any], Awaitable[None]]
+BatchPreparer = Callable[[AsyncSession, Sequence[EventData]], Awaitable[None]]
 
 
 class _Work(NamedTuple):
@@ -62,6 +63,7 @@ class EventConsumer:
     def __init__(self, name: str) -> None:
         self.name = name
         self.handlers: dict[str, tuple[type[EventData], EventHandler]] = {}
+        self.prepare: BatchPreparer | None = None
 
     def on(
         self, contract: type[E]
@@ -75,6 +77,13 @@ class EventConsumer:
             return handler
 
         return register
+
+    def before_handlers(self, prepare: BatchPreparer) -> BatchPreparer:
+        """Register what runs once per batch in its transaction, given the data of the
+        events not seen before, ahead of their handlers: e.g. one query that reads and
+        locks every row the batch will change, in a fixed order."""
+        self.prepare = prepare
+        return prepare
 
     @property
     def topics(self) -> list[str]:
@@ -197,6 +206,9 @@ class InboxDispatcher:
                     list(rows.values()),
                 )
             )
+            if self.consumer.prepare is not None and new:
+                fresh = {item.event.id: item.data for item in work if item.event.id in new}
+                await self.consumer.prepare(session, list(fresh.values()))
             outcomes = []
             for item in work:
                 if item.event.id not in new:
