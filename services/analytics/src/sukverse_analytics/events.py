@@ -9,7 +9,7 @@ difference between what a student contributed before and after each event.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,7 @@ from sukverse_common.events.contracts import (
     CertificateRevoked,
     EnrollmentCreated,
     EnrollmentWithdrawn,
+    EventData,
     QuizAttemptSubmitted,
     QuizPassed,
     StepCompleted,
@@ -34,6 +35,28 @@ from sukverse_common.events.contracts import (
 from sukverse_common.events.inbox import EventConsumer, EventContext
 
 consumer = EventConsumer("analytics")
+ABOUT_STUDENTS = (
+    EnrollmentCreated,
+    EnrollmentWithdrawn,
+    SubstepCompleted,
+    StepCompleted,
+    WorkshopCompleted,
+    QuizAttemptSubmitted,
+    QuizPassed,
+)
+
+
+@consumer.before_handlers
+async def lock_students(session: AsyncSession, batch: Sequence[EventData]) -> None:
+    """The students a batch is about, read and locked in one query rather than one each."""
+    await store.lock_students(
+        session,
+        (
+            (data.workshop_id, data.user_id)
+            for data in batch
+            if isinstance(data, ABOUT_STUDENTS) and data.workshop_id is not None
+        ),
+    )
 
 
 def _utc(at: datetime) -> datetime:

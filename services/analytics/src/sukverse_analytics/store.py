@@ -6,12 +6,12 @@ import math
 import statistics
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, event, false, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, event, false, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -50,8 +50,34 @@ async def workshop(
     return await session.scalar(query)
 
 
+LOCKED = "sukverse_analytics.locked_students"
+
+
+async def lock_students(session: AsyncSession, keys: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> None:
+    """Read and lock the existing rows of these (workshop, user) pairs in one query, in key
+    order; `student` then answers them without a query of its own."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return
+    locked: dict[tuple[uuid.UUID, uuid.UUID], Student] = session.info.setdefault(LOCKED, {})
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        with session.no_autoflush:
+            rows = await session.scalars(
+                select(Student)
+                .where(tuple_(Student.workshop_id, Student.user_id).in_(chunk))
+                .order_by(Student.workshop_id, Student.user_id)
+                .with_for_update()
+            )
+            for row in rows:
+                locked[(row.workshop_id, row.user_id)] = row
+
+
 async def student(session: AsyncSession, workshop_id: uuid.UUID, user_id: uuid.UUID) -> Student:
     """A student's row in a workshop, made if missing, locked until the transaction ends."""
+    locked: dict[tuple[uuid.UUID, uuid.UUID], Student] = session.info.get(LOCKED, {})
+    if (workshop_id, user_id) in locked:
+        return locked[(workshop_id, user_id)]
     query = (
         select(Student)
         .where(Student.workshop_id == workshop_id, Student.user_id == user_id)
