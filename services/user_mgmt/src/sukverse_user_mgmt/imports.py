@@ -1,11 +1,13 @@
-"""CSV imports of users: accepted at once, carried out row by row in the background
-through the auth service, with a status that shows how far they got."""
+"""CSV imports of users: accepted at once, carried out a few rows at a time in the
+background through the auth service, with a status that shows how far they got."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +40,26 @@ MAX_ERRORS_SHOWN = 1000
 WRITE_ATTEMPTS = 3
 
 
+COUNTERS = {
+    CREATED: Import.created,
+    UPDATED: Import.updated,
+    UNCHANGED: Import.unchanged,
+    ROW_FAILED: Import.failed,
+}
+
+
+@dataclass
+class AuthAnswer:
+    """What auth said about one row: the account (None in a dry run of a new one), the
+    one-time token of an account it created, or why the row fails."""
+
+    user: dict[str, Any] | None = None
+    token: str | None = None
+    created: bool = False
+    roles_changed: bool = False
+    reason: str | None = None
+
+
 class TooLarge(Problem):
     status, slug, title = 413, "too-large", "The file is too large"
 
@@ -54,8 +76,9 @@ def profile_changes(profile: Profile | None, fields: dict[str, Any]) -> dict[str
 
 
 class ImportService:
-    """Runs imports one row at a time; each row's result, its profile change and the
-    import's counters are committed together, so a stop part-way leaves them consistent."""
+    """Runs imports a few rows at a time; each row's result, its profile change and the
+    import's counters are committed together and in file order, so a stop part-way leaves
+    them consistent."""
 
     def __init__(self, *, database: Database, auth: AuthClient, settings: UserMgmtSettings) -> None:
         self.database = database
@@ -222,29 +245,11 @@ class ImportService:
     async def _run(self, import_id: uuid.UUID) -> None:
         try:
             await self._set_status(import_id, RUNNING)
-            after = 0
-            while True:
-                async with self.database.sessions() as session:
-                    record = await session.get(Import, import_id)
-                    assert record is not None
-                    dry_run = record.dry_run
-                    batch: Sequence[ImportRow] = (
-                        await session.scalars(
-                            select(ImportRow)
-                            .where(
-                                ImportRow.import_id == import_id,
-                                ImportRow.outcome == PENDING,
-                                ImportRow.line > after,
-                            )
-                            .order_by(ImportRow.line)
-                            .limit(BATCH)
-                        )
-                    ).all()
-                if not batch:
-                    break
-                for row in batch:
-                    await self._carry_out(import_id, row, dry_run=dry_run)
-                    after = row.line
+            async with self.database.sessions() as session:
+                record = await session.get(Import, import_id)
+                assert record is not None
+                dry_run = record.dry_run
+            await self._carry_out_all(import_id, dry_run=dry_run)
             await self._set_status(import_id, DONE)
         except asyncio.CancelledError:
             raise  # the process stops: the next start marks it interrupted
@@ -253,6 +258,64 @@ class ImportService:
         except Exception as exc:
             log.exception("an import failed", import_id=str(import_id))
             await self._set_status(import_id, FAILED, error=f"internal error: {type(exc).__name__}")
+
+    async def _pending_rows(self, import_id: uuid.UUID) -> AsyncGenerator[ImportRow, None]:
+        """The rows still to do, in file order, read a batch at a time."""
+        after = 0
+        while True:
+            async with self.database.sessions() as session:
+                batch: Sequence[ImportRow] = (
+                    await session.scalars(
+                        select(ImportRow)
+                        .where(
+                            ImportRow.import_id == import_id,
+                            ImportRow.outcome == PENDING,
+                            ImportRow.line > after,
+                        )
+                        .order_by(ImportRow.line)
+                        .limit(BATCH)
+                    )
+                ).all()
+            if not batch:
+                return
+            for row in batch:
+                yield row
+            after = batch[-1].line
+
+    async def _carry_out_all(self, import_id: uuid.UUID, *, dry_run: bool) -> None:
+        """Ask auth about up to `import_concurrency` rows at once, and record the answers
+        in file order, those ready together in one transaction: the rows done are always
+        the file's first ones, so a stop leaves no gap before where it stopped."""
+        width = self.settings.import_concurrency
+        rows = self._pending_rows(import_id)
+        asked: deque[tuple[ImportRow, asyncio.Task[AuthAnswer]]] = deque()
+        exhausted = False
+
+        async def ask_more() -> None:
+            nonlocal exhausted
+            while not exhausted and len(asked) < width:
+                row = await anext(rows, None)
+                if row is None:
+                    exhausted = True
+                    return
+                task = asyncio.create_task(self._ask_auth(row, dry_run=dry_run))
+                asked.append((row, task))
+
+        try:
+            await ask_more()
+            while asked:
+                row, task = asked.popleft()
+                ready = [(row, await task)]
+                while asked and _answered(asked[0][1]):
+                    row, task = asked.popleft()
+                    ready.append((row, task.result()))
+                await ask_more()
+                await self._record(import_id, ready, dry_run=dry_run)
+        finally:
+            for _, task in asked:
+                task.cancel()
+            await asyncio.gather(*(task for _, task in asked), return_exceptions=True)
+            await rows.aclose()
 
     async def _set_status(
         self, import_id: uuid.UUID, status: str, error: str | None = None
@@ -265,79 +328,70 @@ class ImportService:
                 .values(status=status, error=error, updated_at=_now(), finished_at=finished)
             )
 
-    async def _carry_out(self, import_id: uuid.UUID, row: ImportRow, *, dry_run: bool) -> None:
-        """One row: the account in auth first, then the profile and the row's result here."""
+    async def _ask_auth(self, row: ImportRow, *, dry_run: bool) -> AuthAnswer:
+        """One row's account in auth: found, created, or given the row's role."""
         assert row.email is not None and row.full_name is not None and row.role is not None
-        reason: str | None = None
-        token: str | None = None
-        created = roles_changed = False
-        user: dict[str, Any] | None = None
+        answer = AuthAnswer()
         try:
-            user = await self.auth.find_user(row.email)
-            if user is None and not dry_run:
-                user = await self.auth.create_user(
+            answer.user = await self.auth.find_user(row.email)
+            if answer.user is None and not dry_run:
+                answer.user = await self.auth.create_user(
                     email=row.email, full_name=row.full_name, roles=[row.role]
                 )
-                if user is None:  # created meanwhile by someone else
-                    user = await self.auth.find_user(row.email)
+                if answer.user is None:  # created meanwhile by someone else
+                    answer.user = await self.auth.find_user(row.email)
                 else:
-                    token, created = user.pop("set_password_token", None), True
-                    user.pop("set_password_expires_at", None)
-            elif user is None:
-                created = True
-            if user is not None and not created and row.role not in user["roles"]:
-                roles_changed = True
+                    answer.token = answer.user.pop("set_password_token", None)
+                    answer.created = True
+                    answer.user.pop("set_password_expires_at", None)
+            elif answer.user is None:
+                answer.created = True
+            user = answer.user
+            if user is not None and not answer.created and row.role not in user["roles"]:
+                answer.roles_changed = True
                 if not dry_run:
-                    user = await self.auth.set_roles(
+                    answer.user = await self.auth.set_roles(
                         uuid.UUID(user["id"]), sorted({*user["roles"], row.role})
                     )
         except AuthUnavailable:
             raise
         except Problem as exc:
-            reason = exc.detail or exc.title
+            answer.reason = exc.detail or exc.title
             if exc.errors:
-                reason = "; ".join(f"{e.get('field')}: {e.get('reason')}" for e in exc.errors)
-        # The account exists in auth now: record the row. The event consumer may write the
-        # same profile at the same time (SQLite busy, or the same new row inserted first):
-        # then read again and retry.
+                answer.reason = "; ".join(
+                    f"{e.get('field')}: {e.get('reason')}" for e in exc.errors
+                )
+        return answer
+
+    async def _record(
+        self,
+        import_id: uuid.UUID,
+        ready: list[tuple[ImportRow, AuthAnswer]],
+        *,
+        dry_run: bool,
+    ) -> None:
+        """The rows' results, their profiles and the import's counters, in one transaction.
+        The event consumer may write the same profiles at the same time (SQLite busy, or
+        the same new row inserted first): then read again and retry."""
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 async with self.database.sessions() as session, session.begin():
-                    outcome = ROW_FAILED
-                    if reason is None:
-                        outcome = CREATED if created else UNCHANGED
-                        profile = None
-                        if user is not None:
-                            profile = await store.profile(session, uuid.UUID(user["id"]))
-                        changes = (
-                            profile_changes(profile, row.fields) if not created else row.fields
+                    counts: Counter[str] = Counter()
+                    for row, answer in ready:
+                        outcome = await self._record_row(
+                            session, import_id, row, answer, dry_run=dry_run
                         )
-                        if roles_changed or (changes and not created):
-                            outcome = UPDATED
-                        if user is not None and not dry_run:
-                            profile = await self._write_profile(session, profile, user, changes)
-                    counter = {CREATED: Import.created, UPDATED: Import.updated}.get(
-                        outcome, Import.unchanged if outcome == UNCHANGED else Import.failed
-                    )
-                    await session.execute(
-                        update(ImportRow)
-                        .where(ImportRow.import_id == import_id, ImportRow.line == row.line)
-                        .values(
-                            outcome=outcome,
-                            reason=reason,
-                            user_id=uuid.UUID(user["id"]) if user is not None else None,
-                            set_password_token=token,
-                        )
-                    )
+                        counts[outcome] += 1
                     await session.execute(
                         update(Import)
                         .where(Import.id == import_id)
                         .values(
                             {
-                                counter.key: counter + 1,
-                                "done": Import.done + 1,
-                                "updated_at": _now(),
+                                column.key: column + counts[outcome]
+                                for outcome, column in COUNTERS.items()
+                                if counts[outcome]
                             }
+                            | {"done": Import.done + len(ready), "updated_at": _now()}
                         )
                     )
                 return
@@ -345,6 +399,40 @@ class ImportService:
                 if attempt == WRITE_ATTEMPTS - 1:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1))
+
+    async def _record_row(
+        self,
+        session: Any,
+        import_id: uuid.UUID,
+        row: ImportRow,
+        answer: AuthAnswer,
+        *,
+        dry_run: bool,
+    ) -> str:
+        """One row's result and profile change; its outcome."""
+        user = answer.user
+        outcome = ROW_FAILED
+        if answer.reason is None:
+            outcome = CREATED if answer.created else UNCHANGED
+            profile = None
+            if user is not None:
+                profile = await store.profile(session, uuid.UUID(user["id"]))
+            changes = profile_changes(profile, row.fields) if not answer.created else row.fields
+            if answer.roles_changed or (changes and not answer.created):
+                outcome = UPDATED
+            if user is not None and not dry_run:
+                await self._write_profile(session, profile, user, changes)
+        await session.execute(
+            update(ImportRow)
+            .where(ImportRow.import_id == import_id, ImportRow.line == row.line)
+            .values(
+                outcome=outcome,
+                reason=answer.reason,
+                user_id=uuid.UUID(user["id"]) if user is not None else None,
+                set_password_token=answer.token,
+            )
+        )
+        return outcome
 
     async def _write_profile(
         self,
@@ -366,6 +454,11 @@ class ImportService:
         profile.name_key = profile.display_name.lower() if profile.display_name else None
         profile.updated_at = now
         return profile
+
+
+def _answered(task: asyncio.Task[AuthAnswer]) -> bool:
+    """Whether a row's question to auth has an answer (not an error) already."""
+    return task.done() and not task.cancelled() and task.exception() is None
 
 
 def _clip(value: str | None, length: int) -> str | None:
