@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from sukverse_common.db import Database
 from sukverse_common.errors import NotFound, Problem, ValidationFailed
@@ -38,6 +38,7 @@ NO_IMPORT = "no such import"
 BATCH = 200
 MAX_ERRORS_SHOWN = 1000
 WRITE_ATTEMPTS = 3
+DEADLOCK_OR_SERIALIZATION = ("40P01", "40001")  # PostgreSQL's SQLSTATEs
 
 
 COUNTERS = {
@@ -371,34 +372,49 @@ class ImportService:
         dry_run: bool,
     ) -> None:
         """The rows' results, their profiles and the import's counters, in one transaction.
-        The event consumer may write the same profiles at the same time (SQLite busy, or
-        the same new row inserted first): then read again and retry."""
-        for attempt in range(WRITE_ATTEMPTS):
-            try:
-                async with self.database.sessions() as session, session.begin():
-                    counts: Counter[str] = Counter()
-                    for row, answer in ready:
-                        outcome = await self._record_row(
-                            session, import_id, row, answer, dry_run=dry_run
-                        )
-                        counts[outcome] += 1
-                    await session.execute(
-                        update(Import)
-                        .where(Import.id == import_id)
-                        .values(
-                            {
-                                column.key: column + counts[outcome]
-                                for outcome, column in COUNTERS.items()
-                                if counts[outcome]
-                            }
-                            | {"done": Import.done + len(ready), "updated_at": _now()}
-                        )
-                    )
-                return
-            except (OperationalError, IntegrityError):
-                if attempt == WRITE_ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1))
+        The event consumer may write the same profiles at the same time (SQLite busy, the
+        same new row inserted first, or a deadlock of two transactions each inserting what
+        the other waits for): then one row per transaction, each read again and retried."""
+        try:
+            await self._write_results(import_id, ready, dry_run=dry_run)
+            return
+        except DBAPIError as exc:
+            if not _lost_race(exc):
+                raise
+        for item in ready:
+            for attempt in range(WRITE_ATTEMPTS):
+                try:
+                    await self._write_results(import_id, [item], dry_run=dry_run)
+                    break
+                except DBAPIError as exc:
+                    if not _lost_race(exc) or attempt == WRITE_ATTEMPTS - 1:
+                        raise
+                    await asyncio.sleep(0.05 * (attempt + 1))
+
+    async def _write_results(
+        self,
+        import_id: uuid.UUID,
+        ready: list[tuple[ImportRow, AuthAnswer]],
+        *,
+        dry_run: bool,
+    ) -> None:
+        async with self.database.sessions() as session, session.begin():
+            counts: Counter[str] = Counter()
+            for row, answer in ready:
+                outcome = await self._record_row(session, import_id, row, answer, dry_run=dry_run)
+                counts[outcome] += 1
+            await session.execute(
+                update(Import)
+                .where(Import.id == import_id)
+                .values(
+                    {
+                        column.key: column + counts[outcome]
+                        for outcome, column in COUNTERS.items()
+                        if counts[outcome]
+                    }
+                    | {"done": Import.done + len(ready), "updated_at": _now()}
+                )
+            )
 
     async def _record_row(
         self,
@@ -454,6 +470,13 @@ class ImportService:
         profile.name_key = profile.display_name.lower() if profile.display_name else None
         profile.updated_at = now
         return profile
+
+
+def _lost_race(exc: DBAPIError) -> bool:
+    """Whether a write failed for another transaction's sake, so that trying again helps."""
+    if isinstance(exc, OperationalError | IntegrityError):
+        return True
+    return getattr(exc.orig, "sqlstate", None) in DEADLOCK_OR_SERIALIZATION
 
 
 def _answered(task: asyncio.Task[AuthAnswer]) -> bool:
