@@ -334,19 +334,20 @@ class ImportService:
         assert row.email is not None and row.full_name is not None and row.role is not None
         answer = AuthAnswer()
         try:
-            answer.user = await self.auth.find_user(row.email)
-            if answer.user is None and not dry_run:
+            if dry_run:
+                answer.user = await self.auth.find_user(row.email)
+                answer.created = answer.user is None
+            else:
+                # Most rows of an import are new accounts: create first, look up on conflict.
                 answer.user = await self.auth.create_user(
                     email=row.email, full_name=row.full_name, roles=[row.role]
                 )
-                if answer.user is None:  # created meanwhile by someone else
+                if answer.user is None:  # the account exists already
                     answer.user = await self.auth.find_user(row.email)
                 else:
                     answer.token = answer.user.pop("set_password_token", None)
                     answer.created = True
                     answer.user.pop("set_password_expires_at", None)
-            elif answer.user is None:
-                answer.created = True
             user = answer.user
             if user is not None and not answer.created and row.role not in user["roles"]:
                 answer.roles_changed = True
