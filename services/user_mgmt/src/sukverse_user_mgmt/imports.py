@@ -399,11 +399,35 @@ class ImportService:
         *,
         dry_run: bool,
     ) -> None:
+        """A statement or two for all the rows together: their profiles read at once, the
+        new ones inserted at once, the rows' results updated at once."""
         async with self.database.sessions() as session, session.begin():
+            ids = {
+                uuid.UUID(answer.user["id"])
+                for _, answer in ready
+                if answer.user is not None and answer.reason is None
+            }
+            profiles: dict[uuid.UUID, Profile] = {}
+            if ids:
+                found = await session.scalars(select(Profile).where(Profile.user_id.in_(ids)))
+                profiles = {profile.user_id: profile for profile in found}
             counts: Counter[str] = Counter()
+            results: list[dict[str, Any]] = []
             for row, answer in ready:
-                outcome = await self._record_row(session, import_id, row, answer, dry_run=dry_run)
+                outcome = self._record_row(session, profiles, row, answer, dry_run=dry_run)
                 counts[outcome] += 1
+                user = answer.user
+                results.append(
+                    {
+                        "import_id": import_id,
+                        "line": row.line,
+                        "outcome": outcome,
+                        "reason": answer.reason,
+                        "user_id": uuid.UUID(user["id"]) if user is not None else None,
+                        "set_password_token": answer.token,
+                    }
+                )
+            await session.execute(update(ImportRow), results)
             await session.execute(
                 update(Import)
                 .where(Import.id == import_id)
@@ -417,60 +441,54 @@ class ImportService:
                 )
             )
 
-    async def _record_row(
+    def _record_row(
         self,
         session: Any,
-        import_id: uuid.UUID,
+        profiles: dict[uuid.UUID, Profile],
         row: ImportRow,
         answer: AuthAnswer,
         *,
         dry_run: bool,
     ) -> str:
-        """One row's result and profile change; its outcome."""
+        """One row's profile change, given the profiles there are; its outcome."""
+        if answer.reason is not None:
+            return ROW_FAILED
         user = answer.user
-        outcome = ROW_FAILED
-        if answer.reason is None:
-            outcome = CREATED if answer.created else UNCHANGED
-            profile = None
-            if user is not None:
-                profile = await store.profile(session, uuid.UUID(user["id"]))
-            changes = profile_changes(profile, row.fields) if not answer.created else row.fields
-            if answer.roles_changed or (changes and not answer.created):
-                outcome = UPDATED
-            if user is not None and not dry_run:
-                await self._write_profile(session, profile, user, changes)
-        await session.execute(
-            update(ImportRow)
-            .where(ImportRow.import_id == import_id, ImportRow.line == row.line)
-            .values(
-                outcome=outcome,
-                reason=answer.reason,
-                user_id=uuid.UUID(user["id"]) if user is not None else None,
-                set_password_token=answer.token,
-            )
-        )
+        profile = profiles.get(uuid.UUID(user["id"])) if user is not None else None
+        changes = profile_changes(profile, row.fields) if not answer.created else row.fields
+        outcome = CREATED if answer.created else UNCHANGED
+        if answer.roles_changed or (changes and not answer.created):
+            outcome = UPDATED
+        if user is not None and not dry_run:
+            _write_profile(session, profile, user, changes)
         return outcome
 
-    async def _write_profile(
-        self,
-        session: Any,
-        profile: Profile | None,
-        user: dict[str, Any],
-        changes: dict[str, Any],
-    ) -> Profile:
-        now = _now()
-        if profile is None:
-            profile = await store.upsert_roles(session, uuid.UUID(user["id"]), user["roles"], now)
-            profile.email = user["email"]
-            profile.full_name = user["full_name"]
-            profile.display_name = user["full_name"]
-        else:
-            store.set_roles(profile, user["roles"])
-        for name, value in changes.items():
-            setattr(profile, name, value)
-        profile.name_key = profile.display_name.lower() if profile.display_name else None
-        profile.updated_at = now
-        return profile
+
+def _write_profile(
+    session: Any, profile: Profile | None, user: dict[str, Any], changes: dict[str, Any]
+) -> Profile:
+    """The profile as auth's account and the row's fields make it; a new one when the
+    user has none yet (the registration event makes it registered)."""
+    now = _now()
+    if profile is None:
+        profile = Profile(
+            user_id=uuid.UUID(user["id"]),
+            registered=False,
+            roles=[],
+            role_rows=[],
+            email=user["email"],
+            full_name=user["full_name"],
+            display_name=user["full_name"],
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(profile)
+    store.set_roles(profile, user["roles"])
+    for name, value in changes.items():
+        setattr(profile, name, value)
+    profile.name_key = profile.display_name.lower() if profile.display_name else None
+    profile.updated_at = now
+    return profile
 
 
 def _lost_race(exc: DBAPIError) -> bool:
