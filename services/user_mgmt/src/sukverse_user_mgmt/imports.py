@@ -38,6 +38,7 @@ NO_IMPORT = "no such import"
 BATCH = 200
 MAX_ERRORS_SHOWN = 1000
 WRITE_ATTEMPTS = 3
+LOOKAHEAD = 4  # rows read ahead of those recorded: this many times import_concurrency
 DEADLOCK_OR_SERIALIZATION = ("40P01", "40001")  # PostgreSQL's SQLSTATEs
 
 
@@ -286,21 +287,27 @@ class ImportService:
     async def _carry_out_all(self, import_id: uuid.UUID, *, dry_run: bool) -> None:
         """Ask auth about up to `import_concurrency` rows at once, and record the answers
         in file order, those ready together in one transaction: the rows done are always
-        the file's first ones, so a stop leaves no gap before where it stopped."""
+        the file's first ones, so a stop leaves no gap before where it stopped. Rows up
+        to LOOKAHEAD times that far ahead wait their turn, so auth stays busy while a
+        transaction records the answers before them."""
         width = self.settings.import_concurrency
+        gate = asyncio.Semaphore(width)
         rows = self._pending_rows(import_id)
         asked: deque[tuple[ImportRow, asyncio.Task[AuthAnswer]]] = deque()
         exhausted = False
 
+        async def ask(row: ImportRow) -> AuthAnswer:
+            async with gate:
+                return await self._ask_auth(row, dry_run=dry_run)
+
         async def ask_more() -> None:
             nonlocal exhausted
-            while not exhausted and len(asked) < width:
+            while not exhausted and len(asked) < width * LOOKAHEAD:
                 row = await anext(rows, None)
                 if row is None:
                     exhausted = True
                     return
-                task = asyncio.create_task(self._ask_auth(row, dry_run=dry_run))
-                asked.append((row, task))
+                asked.append((row, asyncio.create_task(ask(row))))
 
         try:
             await ask_more()
