@@ -389,6 +389,13 @@ class ImportService:
         except DBAPIError as exc:
             if not _lost_race(exc):
                 raise
+            log.info(
+                "import rows met another writer of their profiles; recording them one by one",
+                import_id=str(import_id),
+                rows=len(ready),
+                sqlstate=getattr(exc.orig, "sqlstate", None),
+                error=type(exc).__name__,
+            )
         for item in ready:
             for attempt in range(WRITE_ATTEMPTS):
                 try:
