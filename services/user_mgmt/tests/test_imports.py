@@ -403,3 +403,68 @@ async def test_auth_going_down_part_way_fails_the_import_and_says_where(
     assert report["counts"] == {"created": done, "updated": 0, "unchanged": 0, "failed": 0}
     assert report["stopped_at_line"] == done + 2
     assert report["finished_at"] is not None
+
+
+async def test_rows_asked_of_auth_at_once_give_what_one_at_a_time_gives(
+    api: Any, settings: UserMgmtSettings, aiohttp_client: Any, service_headers: dict[str, str]
+) -> None:
+    async def run(concurrency: int) -> tuple[dict[str, Any], list[tuple[int, str, Any, bool]]]:
+        t = tag()
+        existing = [api.account(f"conc{i}-{t}") for i in range(11)]
+        for account in existing:
+            await api.registered(account)
+        lines = ["email,full_name,role,locale", f"{existing[10].email},Same,student,"]
+        for i in range(1, 60):
+            kind = i % 6
+            if kind == 0:
+                lines.append(f"{existing[i // 6].email},Existing,instructor,")
+            elif kind == 1:
+                lines.append(f"{existing[i // 6].email},Twice,instructor,")
+            elif kind == 2:
+                lines.append(f"bad-{i}-{t},Bad Email,student,")
+            else:
+                lines.append(f"c{i}-{t}@example.com,Conc {i},student,{'de' if i % 4 else ''}")
+        client = await aiohttp_client(
+            create_app(settings.model_copy(update={"import_concurrency": concurrency}))
+        )
+        text = "\n".join(lines) + "\n"
+        response = await client.post(
+            "/imports", data=text, headers={**api.admin.headers, "Content-Type": "text/csv"}
+        )
+        assert response.status == 202, await response.text()
+        import_id = (await response.json())["id"]
+        deadline = time.monotonic() + 60
+        while True:
+            report = await (
+                await client.get(f"/imports/{import_id}", headers=api.admin.headers)
+            ).json()
+            if report["status"] not in ("pending", "running"):
+                break
+            assert time.monotonic() < deadline, report
+            await asyncio.sleep(0.05)
+        listed = await (
+            await client.get(
+                f"/imports/{import_id}/rows", params={"limit": "100"}, headers=api.admin.headers
+            )
+        ).json()
+        outcomes = [
+            (
+                row["line"],
+                row["outcome"],
+                row["reason"] and row["reason"].replace(t, "T"),
+                row["set_password_token"] is not None,
+            )
+            for row in listed["items"]
+        ]
+        created = [row["email"] for row in listed["items"] if row["outcome"] == "created"]
+        for email in created:
+            assert await auth_user(api, service_headers, email) is not None
+        return report, outcomes
+
+    one_report, one_rows = await run(1)
+    many_report, many_rows = await run(8)
+    assert one_report["status"] == many_report["status"] == "done"
+    assert one_report["counts"] == many_report["counts"]
+    assert one_report["counts"] == {"created": 30, "updated": 10, "unchanged": 1, "failed": 19}
+    assert one_report["progress"] == many_report["progress"] == {"done": 60, "total": 60}
+    assert one_rows == many_rows

@@ -20,3 +20,6 @@ class UserMgmtSettings(ServiceSettings):
     # Limits of a CSV import: the file's size and its data rows.
     import_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     import_max_rows: int = Field(default=50_000, ge=1)
+    # Rows of an import whose accounts are asked of auth at once; the results are still
+    # recorded in file order.
+    import_concurrency: int = Field(default=8, ge=1, le=64)
