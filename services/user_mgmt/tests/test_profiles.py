@@ -10,10 +10,17 @@ from typing import Any
 import aiohttp
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import event
 
-from sukverse_common.events.contracts import UserRegistered
+from sukverse_common.events.bus import InMemoryBus
+from sukverse_common.events.contracts import UserRegistered, UserRolesChanged
 from sukverse_common.events.envelope import CloudEvent
+from sukverse_common.events.inbox import InboxDispatcher
+from sukverse_common.keys import DATABASE, OUTBOX
+from sukverse_common.metrics import Metrics
 from sukverse_user_mgmt.authclient import AuthClient, AuthUnavailable
+from sukverse_user_mgmt.events import consumer
+from sukverse_user_mgmt.models import messaging
 from sukverse_user_mgmt.settings import UserMgmtSettings
 
 
@@ -216,3 +223,53 @@ async def test_auth_down_is_unavailable(settings: UserMgmtSettings) -> None:
         with pytest.raises(AuthUnavailable) as raised:
             await client.set_roles(uuid.uuid4(), ["student"])
     assert raised.value.status == 503
+
+
+async def test_a_batch_of_events_reads_its_profiles_once_not_per_event(api: Any) -> None:
+    """Forty users' role changes, then their registrations: each batch's profiles come in
+    one read, and a batch with two events for one user still makes one profile."""
+    database = api.client.app[DATABASE]
+    dispatcher = InboxDispatcher(
+        consumer=consumer,
+        database=database,
+        inbox=messaging.inbox,
+        outbox=api.client.app[OUTBOX],
+        bus=InMemoryBus(),
+        metrics=Metrics("test"),
+    )
+    users = [uuid.uuid4() for _ in range(40)]
+    now = datetime.now(UTC)
+    changes = [
+        UserRolesChanged(user_id=u, roles=["student"], previous_roles=[], changed_by=None)
+        for u in users
+    ]
+    registrations = [
+        UserRegistered(
+            user_id=u, email=f"{u.hex[:8]}@example.com", full_name="X", roles=[], registered_at=now
+        )
+        for u in users
+    ]
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await dispatcher.handle([CloudEvent.wrap(d, subject=str(d.user_id)) for d in changes])
+        statements.clear()
+        await dispatcher.handle(
+            [CloudEvent.wrap(d, subject=str(d.user_id)) for d in registrations[:20]]
+            + [CloudEvent.wrap(registrations[0], subject=str(users[0]))]  # again, new id
+            + [CloudEvent.wrap(d, subject=str(d.user_id)) for d in registrations[20:]]
+        )
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+    reads = [s for s in statements if s.lstrip().startswith("SELECT") and "FROM profile" in s]
+    assert len(reads) <= 3, reads  # profiles, their roles; never one per event
+    for user_id in (users[0], users[39]):
+        profile = await (await api.get(user_id)).json()
+        assert (profile["email"], profile["roles"]) == (
+            f"{user_id.hex[:8]}@example.com",
+            ["student"],
+        )

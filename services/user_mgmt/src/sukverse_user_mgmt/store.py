@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import or_, select
@@ -14,6 +14,16 @@ from sukverse_user_mgmt.models import Profile, ProfileRole
 
 async def profile(session: AsyncSession, user_id: uuid.UUID) -> Profile | None:
     return await session.get(Profile, user_id)
+
+
+async def load_profiles(session: AsyncSession, user_ids: Iterable[uuid.UUID]) -> None:
+    """Bring these users' profiles, with their roles, into the session in two queries, so
+    that `profile` finds each without one of its own. The session's identity map holds
+    objects weakly: `session.info` keeps them until the transaction ends."""
+    ids = sorted(set(user_ids))
+    if ids:
+        loaded = (await session.scalars(select(Profile).where(Profile.user_id.in_(ids)))).all()
+        session.info["loaded_profiles"] = loaded
 
 
 def _like_prefix(text: str) -> str:
