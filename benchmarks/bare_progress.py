@@ -2,10 +2,10 @@
 doing per POST /workshops/{id}/progress the PostgreSQL transaction the workshop service does.
 
 The same statements in the same order on the service's migrated schema: lock the enrollment
-`FOR UPDATE`, read the target, insert the progress row, count the step's progress, update
-the counters, insert the 1-3 outbox rows (JSON CloudEvents) in one call, as the service's
-`Outbox.add_many` does (one execute, or one executemany), commit. The
-bearer token is not verified: its payload's `sub` is read, as a verified token's would be.
+`FOR UPDATE`, read the target, insert the progress row and count the step's progress in one
+statement, update the counters, add the 1-3 outbox rows (JSON CloudEvents) in one call as
+the service's `Outbox.add_many` does (one execute, or one executemany), commit. The bearer
+token is not verified: its payload's `sub` is read, as a verified token's would be.
 A pool of the service's size (10, overflowing to 20)."""
 
 from __future__ import annotations
@@ -36,11 +36,14 @@ LEFT OUTER JOIN substeps AS s ON s.id = $2
 LEFT OUTER JOIN steps AS st ON st.id = s.step_id
 WHERE w.id = $1
 """
-ADD = """
-INSERT INTO progress (enrollment_id, substep_id, step_id, completed_at) VALUES ($1, $2, $3, $4)
-ON CONFLICT DO NOTHING RETURNING substep_id
+ADD_AND_COUNT = """
+WITH added AS (
+    INSERT INTO progress (enrollment_id, substep_id, step_id, completed_at)
+    VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING substep_id
+)
+SELECT (SELECT count(*) FROM added) AS added,
+       (SELECT count(*) FROM progress WHERE enrollment_id = $1 AND step_id = $3) AS before
 """
-COUNT = "SELECT count(*) FROM progress WHERE enrollment_id = $1 AND step_id = $2"
 COUNTERS = """
 UPDATE enrollments SET substeps_done = $2, steps_done = $3, completed_at = $4,
        last_activity_at = $5
@@ -106,10 +109,10 @@ async def record(request: web.Request) -> web.Response:
         enrollment_id, step_id = state["id"], target["step_id"]
         substeps_done, steps_done = state["substeps_done"], state["steps_done"]
         completed_at = state["completed_at"]
-        added = await conn.fetchval(ADD, enrollment_id, substep_id, step_id, now)
-        if added is not None:
+        added, before = await conn.fetchrow(ADD_AND_COUNT, enrollment_id, substep_id, step_id, now)
+        if added:
             substeps_done += 1
-            step_done = await conn.fetchval(COUNT, enrollment_id, step_id) == target["step_size"]
+            step_done = before + 1 == target["step_size"]
             steps_done += step_done
             finished = step_done and steps_done == target["step_count"] and completed_at is None
             if finished:

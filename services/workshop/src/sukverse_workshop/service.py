@@ -628,18 +628,16 @@ class WorkshopService:
                 raise ValidationFailed(errors=[{"field": "substep_id", "reason": reason}])
             substeps_done, steps_done = state.substeps_done, state.steps_done
             completed_at = state.completed_at
-            added = await store.add_progress(
+            done_in_step = await store.add_progress(
                 session,
                 enrollment_id=state.id,
                 substep_id=substep_id,
                 step_id=target.step_id,
                 at=now,
             )
-            if added:
+            if done_in_step is not None:
                 substeps_done += 1
-                step_done = (
-                    await store.step_progress(session, state.id, target.step_id) == target.step_size
-                )
+                step_done = done_in_step == target.step_size
                 steps_done += step_done
                 finished = step_done and steps_done == target.step_count and completed_at is None
                 if finished:

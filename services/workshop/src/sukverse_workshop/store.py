@@ -326,7 +326,8 @@ async def lock_workshop_enrollments(
 # Statements of recording progress, built once: Core on the tables, parameters bound at
 # execution, so a write spends no time building, keying or ORM-wrapping its statements.
 _ENROLLMENTS = cast(Table, Enrollment.__table__)
-_E, _P = _ENROLLMENTS.c, Progress.__table__.c
+_PROGRESS = cast(Table, Progress.__table__)
+_E, _P = _ENROLLMENTS.c, _PROGRESS.c
 _W, _S, _ST = Workshop.__table__.c, Substep.__table__.c, Step.__table__.c
 _ENROLLMENT_STATE = (_E.id, _E.status, _E.substeps_done, _E.steps_done, _E.completed_at)
 _THE_ENROLLMENT = (_E.workshop_id == bindparam("of_workshop"), _E.user_id == bindparam("of_user"))
@@ -351,14 +352,32 @@ _TARGET = (
     .outerjoin(Step.__table__, _ST.id == _S.step_id)
     .where(_W.id == bindparam("workshop_id"))
 )
-_ADD_POSTGRES, _ADD_SQLITE = (
-    dialect.insert(Progress.__table__).on_conflict_do_nothing().returning(_P.substep_id)
-    for dialect in (postgresql, sqlite)
+_NEW_PROGRESS: dict[str, Any] = {
+    "enrollment_id": bindparam("of_enrollment"),
+    "substep_id": bindparam("of_substep"),
+    "step_id": bindparam("of_step"),
+    "completed_at": bindparam("at"),
+}
+_ADD_SQLITE = (
+    sqlite.insert(_PROGRESS).values(_NEW_PROGRESS).on_conflict_do_nothing().returning(_P.substep_id)
 )
 _STEP_PROGRESS = (
     select(func.count())
-    .select_from(Progress.__table__)
-    .where(_P.enrollment_id == bindparam("enrollment_id"), _P.step_id == bindparam("step_id"))
+    .select_from(_PROGRESS)
+    .where(_P.enrollment_id == bindparam("of_enrollment"), _P.step_id == bindparam("of_step"))
+)
+# PostgreSQL inserts and counts in one statement: the count sees the statement's snapshot,
+# taken before the insert, and the enrollment's lock keeps out any other writer of its rows.
+_ADDED = (
+    postgresql.insert(_PROGRESS)
+    .values(_NEW_PROGRESS)
+    .on_conflict_do_nothing()
+    .returning(_P.substep_id)
+    .cte("added")
+)
+_ADD_AND_COUNT_POSTGRES = select(
+    select(func.count()).select_from(_ADDED).scalar_subquery().label("added"),
+    _STEP_PROGRESS.scalar_subquery().label("before"),
 )
 _COUNTERS = (
     update(_ENROLLMENTS)
@@ -396,20 +415,20 @@ async def add_progress(
     substep_id: uuid.UUID,
     step_id: uuid.UUID,
     at: datetime,
-) -> bool:
-    """Record a substep as done; False when it already was."""
-    query = _ADD_POSTGRES if _is_postgres(session) else _ADD_SQLITE
+) -> int | None:
+    """Record a substep as done: how many substeps of its step are now done, or None when
+    it already was."""
     params = {
-        "enrollment_id": enrollment_id,
-        "substep_id": substep_id,
-        "step_id": step_id,
-        "completed_at": at,
+        "of_enrollment": enrollment_id,
+        "of_substep": substep_id,
+        "of_step": step_id,
+        "at": at,
     }
-    return (await session.execute(query, params)).first() is not None
-
-
-async def step_progress(session: AsyncSession, enrollment_id: uuid.UUID, step_id: uuid.UUID) -> int:
-    params = {"enrollment_id": enrollment_id, "step_id": step_id}
+    if _is_postgres(session):
+        added, before = (await session.execute(_ADD_AND_COUNT_POSTGRES, params)).one()
+        return int(before) + 1 if added else None
+    if (await session.execute(_ADD_SQLITE, params)).first() is None:
+        return None
     return int(await session.scalar(_STEP_PROGRESS, params) or 0)
 
 
