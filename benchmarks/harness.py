@@ -137,6 +137,7 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -173,7 +174,8 @@ def wrk(
     )
     errors = int(bad.group(1)) if bad else 0
     errors += sum(int(n) for n in failed.groups()) if failed else 0
-    return WrkResult(rps, p50, p99, errors)
+    done = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    return WrkResult(rps, p50, p99, errors, done)
 
 
 Request = Callable[[int], tuple[dict[str, str], Any]]

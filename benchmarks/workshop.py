@@ -1,20 +1,25 @@
-"""Workshop service on PostgreSQL: recording progress against a bare aiohttp handler, its
-latency at half that rate, and reading a workshop of 200 steps x 10 substeps."""
+"""Workshop service on PostgreSQL: recording progress against a bare aiohttp handler and
+against a bare handler doing the same transaction with raw asyncpg, its latency at half that
+rate, and reading a workshop of 200 steps x 10 substeps."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
 
 from benchmarks.auth import Row
 from benchmarks.harness import (
+    WrkResult,
     data_dir,
     free_port,
     hack_server,
@@ -28,19 +33,23 @@ from benchmarks.harness import (
 )
 
 SECONDS = 10
+CONNECTIONS = 16
+COPIED = ("workshops", "workshop_instructors", "steps", "substeps", "enrollments")
 STUDENTS = 128  # with 16 connections, one student rarely has two requests in flight
 STEPS, SUBSTEPS = 200, 10
 PASSWORD = "correct horse battery staple"
 ADMIN = {"email": "admin@example.com", "password": "a long admin passphrase for benchmarks"}
 
 PROGRESS_LUA = """
--- wrk: POST {substep_id} as one of the enrolled students, in turn, over every substep.
+-- wrk: POST {substep_id} as the enrolled students in turn, each over every substep in order:
+-- every request is a first completion (#tokens x #substeps of them), every tenth a step's.
 local tokens = %s
 local substeps = %s
 local n = 0
 request = function()
   n = n + 1
-  local body = string.format('{"substep_id": "%%s"}', substeps[(n %% #substeps) + 1])
+  local substep = substeps[math.floor(n / #tokens) %% #substeps + 1]
+  local body = string.format('{"substep_id": "%%s"}', substep)
   local headers = {["Content-Type"] = "application/json",
                    ["Authorization"] = "Bearer " .. tokens[(n %% #tokens) + 1]}
   return wrk.format("POST", %s, headers, body)
@@ -83,10 +92,74 @@ async def create_database(dsn: str, name: str) -> str:
     return dsn.rsplit("/", 1)[0] + f"/{name}"
 
 
+async def copy_tables(source: str, target: str) -> None:
+    """The workshop and its enrollments, copied into a database migrated the same way."""
+    read, write = await asyncpg.connect(source), await asyncpg.connect(target)
+    try:
+        for table in COPIED:
+            rows = io.BytesIO()
+            await read.copy_from_table(table, output=rows, format="binary")
+            rows.seek(0)
+            await write.copy_to_table(table, source=rows, format="binary")
+        await write.execute("ANALYZE")
+    finally:
+        await read.close()
+        await write.close()
+
+
+async def check_writes(dsn: str, result: WrkResult, check: str) -> None:
+    """The rows a progress run wrote: one progress row and one event per request (the
+    last requests in flight may be written but not counted), counters that agree with
+    them, and an event for each completed step and workshop."""
+    if result.errors:
+        raise RuntimeError(f"{check}: {result.errors} failed requests")
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            progress = await conn.fetchval("SELECT count(*) FROM progress")
+            substeps, steps, finished = await conn.fetchrow(
+                "SELECT coalesce(sum(substeps_done), 0), coalesce(sum(steps_done), 0),"
+                " count(completed_at) FROM enrollments"
+            )
+            events = dict(
+                await conn.fetch(
+                    "SELECT event_type, count(*) FROM outbox"
+                    " WHERE event_type LIKE '%.completed.v1' GROUP BY event_type"
+                )
+            )
+    finally:
+        await conn.close()
+    prefix = "io.sukverse.workshop."
+    found = (
+        progress,
+        substeps,
+        events.get(f"{prefix}substep.completed.v1", 0),
+        steps,
+        events.get(f"{prefix}step.completed.v1", 0),
+        finished,
+        events.get(f"{prefix}workshop.completed.v1", 0),
+    )
+    if not (
+        result.requests <= progress <= result.requests + CONNECTIONS
+        and found[0] == found[1] == found[2]
+        and found[3] == found[4]
+        and found[5] == found[6]
+    ):
+        raise RuntimeError(
+            f"{check}: {result.requests} requests wrote (progress, substeps_done, substep "
+            f"events, steps_done, step events, completed, workshop events) = {found}"
+        )
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
 def run() -> list[Row]:
     with data_dir() as path, hack_server("postgres.sh", path / "pg") as dsn:
         database = asyncio.run(create_database(dsn, "workshop"))
-        bare_port, auth_port, port = free_port(), free_port(), free_port()
+        bare_port, same_port, auth_port, port = free_port(), free_port(), free_port(), free_port()
         auth_url, url = f"http://127.0.0.1:{auth_port}", f"http://127.0.0.1:{port}"
         common = {"SUKVERSE_DATA_DIR": str(path), "SUKVERSE_LOG_LEVEL": "WARNING"}
         auth_env = {
@@ -124,19 +197,41 @@ def run() -> list[Row]:
             substeps = [sub["id"] for step in workshop["steps"] for sub in step["substeps"]]
             tokens = [token for _, token in students]
             target = f"/workshops/{workshop['id']}/progress"
+            script = lua(path / "progress.lua", tokens, substeps, target)
+            same_database = asyncio.run(create_database(dsn, "workshop_bare"))
+            subprocess.run(
+                sukverse("migrate", "workshop"),
+                env={**os.environ, **workshop_env, "SUKVERSE_DATABASE_URL": same_database},
+                check=True,
+                capture_output=True,
+            )
+            asyncio.run(copy_tables(database, same_database))
 
             bare_post = wrk(
                 f"http://127.0.0.1:{bare_port}/",
                 seconds=SECONDS,
-                connections=16,
+                connections=CONNECTIONS,
                 script=lua(path / "bare.lua", tokens, substeps, "/"),
             )
+            with process(
+                [sys.executable, "-m", "benchmarks.bare_progress", str(same_port), same_database]
+            ) as same:
+                wait_ready(f"http://127.0.0.1:{same_port}/", same)
+                before = cpu_seconds(same.pid)
+                same_post = wrk(
+                    f"http://127.0.0.1:{same_port}{target}",
+                    seconds=SECONDS,
+                    connections=CONNECTIONS,
+                    script=script,
+                )
+                same_cpu = (cpu_seconds(same.pid) - before) / same_post.requests
+            asyncio.run(check_writes(same_database, same_post, "same-work baseline"))
+            before = cpu_seconds(svc.pid)
             progress = wrk(
-                f"{url}{target}",
-                seconds=SECONDS,
-                connections=16,
-                script=lua(path / "progress.lua", tokens, substeps, target),
+                f"{url}{target}", seconds=SECONDS, connections=CONNECTIONS, script=script
             )
+            svc_cpu = (cpu_seconds(svc.pid) - before) / progress.requests
+            asyncio.run(check_writes(database, progress, "progress"))
             half = progress.requests_per_second / 2
 
             def later(n: int) -> tuple[dict[str, str], Any]:
@@ -154,10 +249,11 @@ def run() -> list[Row]:
                 )
             )
             cold = cold_reads(f"{url}/workshops/{workshop['id']}", admin)
-    for check, result in (("progress", progress), ("bare", bare_post)):
+    for check, result in (("progress", progress), ("bare", bare_post), ("same", same_post)):
         if result.errors:
             raise RuntimeError(f"{check}: {result.errors} failed requests")
     ratio = progress.requests_per_second / bare_post.requests_per_second
+    same_ratio = progress.requests_per_second / same_post.requests_per_second
     p99, read_p50 = percentile(paced, 99), percentile(reads, 50)
     return [
         Row(
@@ -167,6 +263,22 @@ def run() -> list[Row]:
             f"{ratio:.0%}",
             ">= 25%",
             ratio >= 0.25,
+        ),
+        Row(
+            "the same, against the same transaction in a bare handler (req/s)",
+            f"{progress.requests_per_second:.0f}",
+            f"bare aiohttp + asyncpg, same statements {same_post.requests_per_second:.0f} req/s",
+            f"{same_ratio:.0%}",
+            "-",
+            True,
+        ),
+        Row(
+            "CPU per progress write, service process (ms)",
+            f"{svc_cpu * 1000:.2f}",
+            f"same-work bare handler {same_cpu * 1000:.2f} ms",
+            f"{svc_cpu / same_cpu:.1f}x",
+            "-",
+            True,
         ),
         Row(
             f"progress p99 at half that rate, {half:.0f} req/s (ms)",

@@ -19,6 +19,7 @@ from sukverse_common.errors import Conflict, Forbidden, NotFound, ValidationFail
 from sukverse_common.events.contracts import (
     EnrollmentCreated,
     EnrollmentWithdrawn,
+    EventData,
     StepCompleted,
     SubstepCompleted,
     WorkshopArchived,
@@ -627,18 +628,16 @@ class WorkshopService:
                 raise ValidationFailed(errors=[{"field": "substep_id", "reason": reason}])
             substeps_done, steps_done = state.substeps_done, state.steps_done
             completed_at = state.completed_at
-            added = await store.add_progress(
+            done_in_step = await store.add_progress(
                 session,
                 enrollment_id=state.id,
                 substep_id=substep_id,
                 step_id=target.step_id,
                 at=now,
             )
-            if added:
+            if done_in_step is not None:
                 substeps_done += 1
-                step_done = (
-                    await store.step_progress(session, state.id, target.step_id) == target.step_size
-                )
+                step_done = done_in_step == target.step_size
                 steps_done += step_done
                 finished = step_done and steps_done == target.step_count and completed_at is None
                 if finished:
@@ -693,43 +692,47 @@ class WorkshopService:
         now: datetime,
     ) -> None:
         subject = str(enrollment_id)
-        await self.outbox.add(
-            session,
-            SubstepCompleted(
-                enrollment_id=enrollment_id,
-                workshop_id=workshop_id,
-                user_id=user_id,
-                step_id=step_id,
-                substep_id=substep_id,
-                substeps_done=substeps_done,
-                substep_count=substep_count,
-                completed_at=now,
-            ),
-            subject=subject,
-        )
-        if step_done:
-            await self.outbox.add(
-                session,
-                StepCompleted(
+        events: list[tuple[EventData, str]] = [
+            (
+                SubstepCompleted(
                     enrollment_id=enrollment_id,
                     workshop_id=workshop_id,
                     user_id=user_id,
                     step_id=step_id,
+                    substep_id=substep_id,
+                    substeps_done=substeps_done,
+                    substep_count=substep_count,
                     completed_at=now,
                 ),
-                subject=subject,
+                subject,
+            )
+        ]
+        if step_done:
+            events.append(
+                (
+                    StepCompleted(
+                        enrollment_id=enrollment_id,
+                        workshop_id=workshop_id,
+                        user_id=user_id,
+                        step_id=step_id,
+                        completed_at=now,
+                    ),
+                    subject,
+                )
             )
         if finished:
-            await self.outbox.add(
-                session,
-                WorkshopCompleted(
-                    enrollment_id=enrollment_id,
-                    workshop_id=workshop_id,
-                    user_id=user_id,
-                    completed_at=now,
-                ),
-                subject=subject,
+            events.append(
+                (
+                    WorkshopCompleted(
+                        enrollment_id=enrollment_id,
+                        workshop_id=workshop_id,
+                        user_id=user_id,
+                        completed_at=now,
+                    ),
+                    subject,
+                )
             )
+        await self.outbox.add_many(session, events)
 
     async def _not_enrolled(
         self, session: AsyncSession, workshop_id: uuid.UUID, caller: Principal

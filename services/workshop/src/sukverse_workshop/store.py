@@ -7,9 +7,20 @@ import binascii
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -312,29 +323,79 @@ async def lock_workshop_enrollments(
 
 # -- progress ------------------------------------------------------------------------------
 
-_ENROLLMENT_STATE = (
-    Enrollment.id,
-    Enrollment.status,
-    Enrollment.substeps_done,
-    Enrollment.steps_done,
-    Enrollment.completed_at,
+# Statements of recording progress, built once: Core on the tables, parameters bound at
+# execution, so a write spends no time building, keying or ORM-wrapping its statements.
+_ENROLLMENTS = cast(Table, Enrollment.__table__)
+_PROGRESS = cast(Table, Progress.__table__)
+_E, _P = _ENROLLMENTS.c, _PROGRESS.c
+_W, _S, _ST = Workshop.__table__.c, Substep.__table__.c, Step.__table__.c
+_ENROLLMENT_STATE = (_E.id, _E.status, _E.substeps_done, _E.steps_done, _E.completed_at)
+_THE_ENROLLMENT = (_E.workshop_id == bindparam("of_workshop"), _E.user_id == bindparam("of_user"))
+_LOCK_POSTGRES = select(*_ENROLLMENT_STATE).where(*_THE_ENROLLMENT).with_for_update()
+_LOCK_SQLITE = (
+    update(_ENROLLMENTS)
+    .where(*_THE_ENROLLMENT)
+    .values(last_activity_at=_E.last_activity_at)
+    .returning(*_ENROLLMENT_STATE)
+)
+_TARGET = (
+    select(
+        _W.status,
+        _W.step_count,
+        _W.substep_count,
+        _S.workshop_id.label("substep_workshop_id"),
+        _S.step_id,
+        _ST.substep_count.label("step_size"),
+    )
+    .select_from(Workshop.__table__)
+    .outerjoin(Substep.__table__, _S.id == bindparam("substep_id"))
+    .outerjoin(Step.__table__, _ST.id == _S.step_id)
+    .where(_W.id == bindparam("workshop_id"))
+)
+_NEW_PROGRESS: dict[str, Any] = {
+    "enrollment_id": bindparam("of_enrollment"),
+    "substep_id": bindparam("of_substep"),
+    "step_id": bindparam("of_step"),
+    "completed_at": bindparam("at"),
+}
+_ADD_SQLITE = (
+    sqlite.insert(_PROGRESS).values(_NEW_PROGRESS).on_conflict_do_nothing().returning(_P.substep_id)
+)
+_STEP_PROGRESS = (
+    select(func.count())
+    .select_from(_PROGRESS)
+    .where(_P.enrollment_id == bindparam("of_enrollment"), _P.step_id == bindparam("of_step"))
+)
+# PostgreSQL inserts and counts in one statement: the count sees the statement's snapshot,
+# taken before the insert, and the enrollment's lock keeps out any other writer of its rows.
+_ADDED = (
+    postgresql.insert(_PROGRESS)
+    .values(_NEW_PROGRESS)
+    .on_conflict_do_nothing()
+    .returning(_P.substep_id)
+    .cte("added")
+)
+_ADD_AND_COUNT_POSTGRES = select(
+    select(func.count()).select_from(_ADDED).scalar_subquery().label("added"),
+    _STEP_PROGRESS.scalar_subquery().label("before"),
+)
+_COUNTERS = (
+    update(_ENROLLMENTS)
+    .where(_E.id == bindparam("enrollment_id"))
+    .values(
+        substeps_done=bindparam("new_substeps_done"),
+        steps_done=bindparam("new_steps_done"),
+        completed_at=bindparam("new_completed_at"),
+        last_activity_at=bindparam("at"),
+    )
 )
 
 
 async def lock_enrollment(session: AsyncSession, workshop_id: uuid.UUID, user_id: uuid.UUID) -> Any:
     """One enrollment's state, locked until the transaction ends (see `lock_workshop`)."""
-    where = (Enrollment.workshop_id == workshop_id, Enrollment.user_id == user_id)
-    if _is_postgres(session):
-        query: Any = select(*_ENROLLMENT_STATE).where(*where).with_for_update()
-    else:
-        query = (
-            update(Enrollment)
-            .where(*where)
-            .values(last_activity_at=Enrollment.last_activity_at)
-            .returning(*_ENROLLMENT_STATE)
-            .execution_options(synchronize_session=False)
-        )
-    row: Any = (await session.execute(query)).first()
+    query = _LOCK_POSTGRES if _is_postgres(session) else _LOCK_SQLITE
+    params = {"of_workshop": workshop_id, "of_user": user_id}
+    row: Any = (await session.execute(query, params)).first()
     return row
 
 
@@ -343,21 +404,8 @@ async def progress_target(
 ) -> Any:
     """In one query: the workshop's status and sizes, and the substep's workshop, step
     and that step's size (None when there is no such substep)."""
-    query = (
-        select(
-            Workshop.status,
-            Workshop.step_count,
-            Workshop.substep_count,
-            Substep.workshop_id.label("substep_workshop_id"),
-            Substep.step_id,
-            Step.substep_count.label("step_size"),
-        )
-        .select_from(Workshop)
-        .outerjoin(Substep, Substep.id == substep_id)
-        .outerjoin(Step, Step.id == Substep.step_id)
-        .where(Workshop.id == workshop_id)
-    )
-    return (await session.execute(query)).first()
+    params = {"workshop_id": workshop_id, "substep_id": substep_id}
+    return (await session.execute(_TARGET, params)).first()
 
 
 async def add_progress(
@@ -367,23 +415,21 @@ async def add_progress(
     substep_id: uuid.UUID,
     step_id: uuid.UUID,
     at: datetime,
-) -> bool:
-    """Record a substep as done; False when it already was."""
-    query = (
-        _insert_ignoring_duplicates(session, Progress)
-        .values(
-            enrollment_id=enrollment_id, substep_id=substep_id, step_id=step_id, completed_at=at
-        )
-        .returning(Progress.substep_id)
-    )
-    return (await session.scalar(query)) is not None
-
-
-async def step_progress(session: AsyncSession, enrollment_id: uuid.UUID, step_id: uuid.UUID) -> int:
-    query = select(func.count()).where(
-        Progress.enrollment_id == enrollment_id, Progress.step_id == step_id
-    )
-    return int(await session.scalar(query) or 0)
+) -> int | None:
+    """Record a substep as done: how many substeps of its step are now done, or None when
+    it already was."""
+    params = {
+        "of_enrollment": enrollment_id,
+        "of_substep": substep_id,
+        "of_step": step_id,
+        "at": at,
+    }
+    if _is_postgres(session):
+        added, before = (await session.execute(_ADD_AND_COUNT_POSTGRES, params)).one()
+        return int(before) + 1 if added else None
+    if (await session.execute(_ADD_SQLITE, params)).first() is None:
+        return None
+    return int(await session.scalar(_STEP_PROGRESS, params) or 0)
 
 
 async def set_counters(
@@ -395,17 +441,14 @@ async def set_counters(
     completed_at: datetime | None,
     at: datetime,
 ) -> None:
-    await session.execute(
-        update(Enrollment)
-        .where(Enrollment.id == enrollment_id)
-        .values(
-            substeps_done=substeps_done,
-            steps_done=steps_done,
-            completed_at=completed_at,
-            last_activity_at=at,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    params = {
+        "enrollment_id": enrollment_id,
+        "new_substeps_done": substeps_done,
+        "new_steps_done": steps_done,
+        "new_completed_at": completed_at,
+        "at": at,
+    }
+    await session.execute(_COUNTERS, params)
 
 
 async def progress_of(session: AsyncSession, enrollment_id: uuid.UUID) -> dict[uuid.UUID, datetime]:
