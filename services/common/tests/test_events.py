@@ -266,3 +266,19 @@ async def test_a_malformed_event_for_a_handled_type_is_dead_lettered(database: D
     await bus.publish([Message("sukverse.auth", "u2", malformed)])
     assert len(dead) == 1
     assert "does not match" in dead[0].model_dump()["dlqreason"]
+
+
+def test_a_wrapped_event_is_the_model_validation_would_make_and_serializes_once() -> None:
+    data = registered("kim@example.com")
+    wrapped = CloudEvent.wrap(data, subject="kim")
+    validated = CloudEvent.model_validate(wrapped.model_dump())
+    assert wrapped == validated
+    assert wrapped.model_fields_set == validated.model_fields_set
+    assert wrapped.data == data.model_dump(mode="json")
+    raw = wrapped.to_bytes()
+    assert raw == validated.model_dump_json().encode()
+    assert wrapped.to_bytes() is raw
+    parsed = CloudEvent.from_json(raw)
+    assert parsed == wrapped and parsed.to_bytes() is raw
+    assert wrapped.model_copy(update={"subject": "lee"}).subject == "lee"
+    assert wrapped.subject == "kim"
