@@ -37,6 +37,7 @@ from sukverse_common.metrics import Metrics
 
 RAW_EVENTS = 50_000
 PIPELINE_EVENTS = 50_000
+ROUNDS = 3
 EVENTS_PER_TRANSACTION = 100
 RELAY_BATCH = 500  # OutboxRelay's default batch_size
 PACED_RATE = 500
@@ -354,9 +355,19 @@ def run() -> list[Row]:
     configure_logging("WARNING")
     with data_dir() as path, hack_server("kafka.sh", path / "kafka") as bootstrap:
         asyncio.run(raw_loop(bootstrap, RAW_EVENTS))  # warms the broker's JIT up
-        raw = asyncio.run(raw_loop(bootstrap, RAW_EVENTS))
+        # The raw loop and the pipeline in turn, ROUNDS times: the round with the median
+        # ratio is reported, so one busy moment of a shared machine does not decide it.
+        rounds = []
+        for n in range(ROUNDS):
+            raw_n = asyncio.run(raw_loop(bootstrap, RAW_EVENTS))
+            through_n = asyncio.run(
+                pipeline_throughput(bootstrap, str(path / f"th{n}"), PIPELINE_EVENTS)
+            )
+            rounds.append((through_n / raw_n, through_n, raw_n))
+        rounds.sort()
+        _, through, raw = rounds[len(rounds) // 2]
+        spread = f"{rounds[0][0]:.0%} to {rounds[-1][0]:.0%}"
         bus = asyncio.run(bus_throughput(bootstrap, str(path / "bus"), RAW_EVENTS))
-        through = asyncio.run(pipeline_throughput(bootstrap, str(path / "th"), PIPELINE_EVENTS))
         with_effect = asyncio.run(
             pipeline_throughput(bootstrap, str(path / "fx"), PIPELINE_EVENTS, "inbox+effect")
         )
@@ -366,7 +377,8 @@ def run() -> list[Row]:
         Row(
             "events through outbox → relay → Kafka → inbox (events/s)",
             f"{through:.0f}",
-            f"raw aiokafka produce-and-consume loop {raw:.0f} events/s",
+            f"raw aiokafka produce-and-consume loop {raw:.0f} events/s; the median of "
+            f"{ROUNDS} rounds, whose ratios spanned {spread}",
             f"{through / raw:.0%}",
             ">= 30%",
             through / raw >= 0.30,
