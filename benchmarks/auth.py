@@ -51,8 +51,9 @@ def hash_parameters() -> str:
     )
 
 
-def raw_argon2_rate(settings: AuthSettings, seconds: float) -> float:
-    """Verifies per second on `hash_workers` threads, the same parameters as the service."""
+def raw_argon2_rate(settings: AuthSettings, seconds: float, *, hashing: bool = False) -> float:
+    """Verifies (or with `hashing`, hashes) per second on `hash_workers` threads, the same
+    parameters as the service."""
     hasher = PasswordHasher(
         time_cost=settings.argon2_time_cost,
         memory_cost=settings.argon2_memory_kib,
@@ -66,7 +67,10 @@ def raw_argon2_rate(settings: AuthSettings, seconds: float) -> float:
 
     def work(slot: int) -> None:
         while time.perf_counter() < deadline:
-            hasher.verify(encoded, PASSWORD)
+            if hashing:
+                hasher.hash(PASSWORD)
+            else:
+                hasher.verify(encoded, PASSWORD)
             with lock:
                 done[slot] += 1
 

@@ -7,20 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import psutil
-from argon2 import PasswordHasher, Type
 
-from benchmarks.auth import Row
+from benchmarks.auth import Row, raw_argon2_rate
 from benchmarks.harness import (
     data_dir,
     free_port,
@@ -65,30 +62,6 @@ class Import:
     @property
     def rate(self) -> float:
         return self.rows / self.seconds
-
-
-def raw_argon2_hash_rate(settings: AuthSettings, seconds: float) -> float:
-    """Hashes per second on `hash_workers` threads, auth's production parameters."""
-    hasher = PasswordHasher(
-        time_cost=settings.argon2_time_cost,
-        memory_cost=settings.argon2_memory_kib,
-        parallelism=settings.argon2_parallelism,
-        type=Type.ID,
-    )
-    deadline = time.perf_counter() + seconds
-    done = [0] * settings.hash_workers
-    lock = threading.Lock()
-
-    def work(slot: int) -> None:
-        while time.perf_counter() < deadline:
-            hasher.hash("correct horse battery staple")
-            with lock:
-                done[slot] += 1
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(settings.hash_workers) as pool:
-        list(pool.map(work, range(settings.hash_workers)))
-    return sum(done) / (time.perf_counter() - started)
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -234,7 +207,7 @@ def wait_for_profiles(url: str, headers: dict[str, str], user_ids: list[str]) ->
 
 def run() -> tuple[list[Row], list[str]]:
     settings = AuthSettings()
-    raw_hash = raw_argon2_hash_rate(settings, HASH_SECONDS)
+    raw_hash = raw_argon2_rate(settings, HASH_SECONDS, hashing=True)
     with (
         data_dir() as path,
         hack_server("postgres.sh", path / "pg") as dsn,
