@@ -34,6 +34,7 @@ from sukverse_auth.tokens import (
     password_fingerprint,
     unusable_password_hash,
 )
+from sukverse_common.api import id_cursor
 from sukverse_common.db import Database
 from sukverse_common.errors import (
     BadRequest,
@@ -56,17 +57,6 @@ LAST_ADMIN = "this is the last admin; make another admin first"
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _parse_cursor(cursor: str | None) -> uuid.UUID | None:
-    if cursor is None:
-        return None
-    try:
-        return uuid.UUID(cursor)
-    except ValueError:
-        raise ValidationFailed(
-            errors=[{"field": "cursor", "reason": "not a valid cursor"}]
-        ) from None
 
 
 class AuthService:
@@ -398,7 +388,7 @@ class AuthService:
                 await store.list_users(
                     session,
                     email=normalise_email(email) if email else None,
-                    after=_parse_cursor(cursor),
+                    after=id_cursor(cursor),
                     limit=limit + 1,
                 )
             )

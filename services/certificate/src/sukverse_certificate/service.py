@@ -27,6 +27,7 @@ from sukverse_certificate.schemas import (
     VerificationOut,
 )
 from sukverse_certificate.settings import CertificateSettings
+from sukverse_common.api import id_cursor
 from sukverse_common.db import Database
 from sukverse_common.errors import Conflict, Forbidden, NotFound, Problem, ValidationFailed
 from sukverse_common.events.contracts import CertificateRevoked
@@ -53,17 +54,6 @@ def utc_now() -> datetime:
 def is_staff(caller: Principal) -> bool:
     """Admins and machine clients (the operator) manage every template and certificate."""
     return bool(STAFF_ROLES & caller.roles)
-
-
-def _cursor(cursor: str | None) -> uuid.UUID | None:
-    if cursor is None:
-        return None
-    try:
-        return uuid.UUID(cursor)
-    except ValueError:
-        raise ValidationFailed(
-            errors=[{"field": "cursor", "reason": "not a valid cursor"}]
-        ) from None
 
 
 def template_out(template: Template) -> TemplateOut:
@@ -202,7 +192,7 @@ class CertificateService:
                     everything=is_staff(caller),
                     instructor_id=caller.user_id,
                     workshop_id=workshop_id,
-                    after=_cursor(cursor),
+                    after=id_cursor(cursor),
                     limit=limit + 1,
                 )
             )
@@ -229,7 +219,7 @@ class CertificateService:
                     viewer_id=caller.user_id,
                     user_id=user_id,
                     workshop_id=workshop_id,
-                    after=_cursor(cursor),
+                    after=id_cursor(cursor),
                     limit=limit + 1,
                 )
             )

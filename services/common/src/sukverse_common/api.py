@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any, Generic, TypeVar
 
@@ -62,6 +65,40 @@ def _has_nul(value: Any) -> bool:
 class Page(Schema, Generic[T]):
     items: list[T]
     next_cursor: str | None = None
+
+
+def _bad_cursor() -> ValidationFailed:
+    return ValidationFailed(errors=[{"field": "cursor", "reason": "not a valid cursor"}])
+
+
+def id_cursor(cursor: str | None) -> uuid.UUID | None:
+    """The id a page ordered by id continues after; anything else is a 422 on `cursor`."""
+    if cursor is None:
+        return None
+    try:
+        return uuid.UUID(cursor)
+    except ValueError:
+        raise _bad_cursor() from None
+
+
+def time_cursor(at: datetime, row_id: uuid.UUID) -> str:
+    """The cursor of a page ordered by (time, id), continuing after this row."""
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{row_id}".encode()).decode().rstrip("=")
+
+
+def parse_time_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """The (time, id) a `time_cursor` continues after; anything else is a 422 on `cursor`."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, row_id = raw.partition("|")
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None:
+            raise ValueError("naive")
+        return moment, uuid.UUID(row_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise _bad_cursor() from None
 
 
 @dataclass(frozen=True)

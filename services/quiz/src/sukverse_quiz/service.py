@@ -12,6 +12,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sukverse_common.api import id_cursor, parse_time_cursor, time_cursor
 from sukverse_common.db import Database
 from sukverse_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from sukverse_common.events.contracts import QuizAttemptSubmitted, QuizPassed
@@ -54,30 +55,6 @@ def utc_now() -> datetime:
 def is_staff(caller: Principal) -> bool:
     """Admins and machine clients (the operator) manage every quiz."""
     return bool(STAFF_ROLES & caller.roles)
-
-
-def _parse_uuid_cursor(cursor: str | None) -> uuid.UUID | None:
-    if cursor is None:
-        return None
-    try:
-        return uuid.UUID(cursor)
-    except ValueError:
-        raise ValidationFailed(
-            errors=[{"field": "cursor", "reason": "not a valid cursor"}]
-        ) from None
-
-
-def _parse_attempt_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if cursor is None:
-        return None
-    try:
-        started, _, attempt_id = cursor.partition("_")
-        at = datetime.fromisoformat(started)
-        return (at if at.tzinfo else at.replace(tzinfo=UTC)), uuid.UUID(attempt_id)
-    except ValueError:
-        raise ValidationFailed(
-            errors=[{"field": "cursor", "reason": "not a valid cursor"}]
-        ) from None
 
 
 def build_questions(questions: Sequence[QuestionIn]) -> list[Question]:
@@ -282,7 +259,7 @@ class QuizService:
                     owner_id=user_id if caller.has("quiz:write") else None,
                     student_id=user_id if caller.has("attempt:write") else None,
                     workshop_id=workshop_id,
-                    after=_parse_uuid_cursor(cursor),
+                    after=id_cursor(cursor),
                     limit=limit + 1,
                 )
             )
@@ -414,7 +391,7 @@ class QuizService:
                     session,
                     quiz.id,
                     user_id=user_id if full else caller.user_id,
-                    after=_parse_attempt_cursor(cursor),
+                    after=parse_time_cursor(cursor),
                     limit=limit + 1,
                 )
             )
@@ -426,7 +403,7 @@ class QuizService:
             for a in found
         ]
         last = found[-1] if more else None
-        return items, f"{last.started_at.isoformat()}_{last.id}" if last else None
+        return items, time_cursor(last.started_at, last.id) if last else None
 
     async def save_answers(
         self, caller: Principal, attempt_id: uuid.UUID, answers: Sequence[AnswerIn]

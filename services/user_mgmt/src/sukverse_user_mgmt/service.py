@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from sukverse_common.api import id_cursor
 from sukverse_common.db import Database
-from sukverse_common.errors import Forbidden, NotFound, ValidationFailed
+from sukverse_common.errors import Forbidden, NotFound
 from sukverse_common.security import Principal
 from sukverse_user_mgmt import store
 from sukverse_user_mgmt.authclient import AuthClient
@@ -50,17 +51,6 @@ def profile_out(row: Profile) -> ProfileOut:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
-
-
-def _parse_cursor(cursor: str | None) -> uuid.UUID | None:
-    if cursor is None:
-        return None
-    try:
-        return uuid.UUID(cursor)
-    except ValueError:
-        raise ValidationFailed(
-            errors=[{"field": "cursor", "reason": "not a valid cursor"}]
-        ) from None
 
 
 class ProfileService:
@@ -110,9 +100,7 @@ class ProfileService:
     ) -> tuple[list[ProfileOut], str | None]:
         """Profiles by email or display-name prefix (case-insensitive) and role."""
         async with self.database.sessions() as session:
-            rows = await store.search(
-                session, q=q, role=role, after=_parse_cursor(cursor), limit=limit
-            )
+            rows = await store.search(session, q=q, role=role, after=id_cursor(cursor), limit=limit)
             page = [profile_out(row) for row in rows[:limit]]
         more = len(rows) > limit
         return page, str(page[-1].user_id) if more and page else None

@@ -14,6 +14,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sukverse_common.api import parse_time_cursor, time_cursor
 from sukverse_common.db import Database
 from sukverse_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from sukverse_common.events.contracts import (
@@ -278,7 +279,7 @@ class WorkshopService:
     async def list_workshops(
         self, caller: Principal, *, status: str | None, cursor: str | None, limit: int
     ) -> tuple[list[WorkshopSummary], str | None]:
-        after = store.decode_cursor(cursor)
+        after = parse_time_cursor(cursor)
         async with self.database.sessions() as session:
             if caller.user_id is None and not oversees(caller):
                 return [], None
@@ -296,7 +297,7 @@ class WorkshopService:
             instructors = await store.instructors_of(session, [w.id for w in page])
         items = [summary_of(w, instructors[w.id]) for w in page]
         more = len(found) > limit
-        return items, store.encode_cursor(page[-1].created_at, page[-1].id) if more else None
+        return items, time_cursor(page[-1].created_at, page[-1].id) if more else None
 
     async def update(self, caller: Principal, workshop_id: uuid.UUID, body: WorkshopPatch) -> bytes:
         now = _now()
@@ -559,7 +560,7 @@ class WorkshopService:
         cursor: str | None,
         limit: int,
     ) -> tuple[list[EnrollmentOut], str | None]:
-        after = store.decode_cursor(cursor)
+        after = parse_time_cursor(cursor)
         async with self.database.sessions() as session:
             access = await self._managed(
                 session, await store.workshop(session, workshop_id), caller
@@ -572,7 +573,7 @@ class WorkshopService:
         page = found[:limit]
         size = access.workshop.substep_count
         more = len(found) > limit
-        next_cursor = store.encode_cursor(page[-1].created_at, page[-1].id) if more else None
+        next_cursor = time_cursor(page[-1].created_at, page[-1].id) if more else None
         return [enrollment_out(e, size) for e in page], next_cursor
 
     async def withdraw(self, caller: Principal, workshop_id: uuid.UUID, user_id: uuid.UUID) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -24,7 +22,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sukverse_common.errors import ValidationFailed
 from sukverse_workshop.models import (
     ACTIVE,
     Enrollment,
@@ -38,31 +35,6 @@ from sukverse_workshop.models import (
 
 def _is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
-
-
-# -- cursors -------------------------------------------------------------------------------
-
-
-def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
-    raw = f"{at.isoformat()}|{row_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    """The (time, id) a page continues after; a cursor not made here is a 422."""
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, _, row_id = raw.partition("|")
-        moment = datetime.fromisoformat(at)
-        if moment.tzinfo is None:
-            raise ValueError("naive")
-        return moment, uuid.UUID(row_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationFailed(
-            errors=[{"field": "cursor", "reason": "not a cursor this service returned"}]
-        ) from None
 
 
 # -- workshops -----------------------------------------------------------------------------
