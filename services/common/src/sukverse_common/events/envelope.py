@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
 from sukverse_common.events.contracts import EventData
 
 
 class CloudEvent(BaseModel):
     """A structured-mode CloudEvent; `id` is the de-duplication key of every consumer."""
+
+    # The event's JSON once made or read, in a slot rather than a private attribute: a
+    # model with private attributes runs Python code to set them up on every validation.
+    # A copy leaves the slot empty, so it never carries the JSON of the event it came from.
+    __slots__ = ("_raw",)
+    if TYPE_CHECKING:
+        _raw: bytes
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -24,8 +31,6 @@ class CloudEvent(BaseModel):
     time: datetime = Field(default_factory=lambda: datetime.now(UTC))
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]
-
-    _json: bytes | None = PrivateAttr(default=None)
 
     @classmethod
     def wrap(cls, data: EventData, *, subject: str) -> CloudEvent:
@@ -49,30 +54,24 @@ class CloudEvent(BaseModel):
         )
         object.__setattr__(event, "__pydantic_fields_set__", set(_FIELDS))
         object.__setattr__(event, "__pydantic_extra__", {})
-        object.__setattr__(event, "__pydantic_private__", {"_json": None})
+        object.__setattr__(event, "__pydantic_private__", None)
         return event
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> CloudEvent:
         """Parse a structured-mode event; `to_bytes` then returns the same JSON unchanged."""
         event = cls.model_validate_json(raw)
-        event._private()["_json"] = raw.encode() if isinstance(raw, str) else raw
+        object.__setattr__(event, "_raw", raw.encode() if isinstance(raw, str) else raw)
         return event
 
     def to_bytes(self) -> bytes:
         """The event's JSON, serialized once."""
-        private = self._private()
-        raw: bytes | None = private["_json"]
-        if raw is None:
-            raw = private["_json"] = self.__pydantic_serializer__.to_json(self)
+        try:
+            raw: bytes = self._raw
+        except AttributeError:
+            raw = self.__pydantic_serializer__.to_json(self)
+            object.__setattr__(self, "_raw", raw)
         return raw
-
-    def _private(self) -> dict[str, Any]:
-        # The private attributes' own dict: reading or setting `_json` as an attribute
-        # of a frozen model goes through pydantic's Python-level __getattr__/__setattr__.
-        private = self.__pydantic_private__
-        assert private is not None
-        return private
 
 
 _FIELDS = frozenset(CloudEvent.model_fields)
