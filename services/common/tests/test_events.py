@@ -175,6 +175,42 @@ async def test_a_batch_is_applied_in_order_once_even_with_an_event_repeated_in_i
         assert (await session.scalars(select(greetings.c.email))).all() == expected
 
 
+async def test_an_event_another_member_records_meanwhile_is_not_applied_twice(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebalance can hand one event to two members of a group at once: the one that
+    records it second fails on the inbox key, retries, and finds it handled."""
+    consumer, applied = EventConsumer("greeter"), []
+
+    @consumer.on(UserRegistered)
+    async def greet(ctx: EventContext, data: UserRegistered) -> None:
+        applied.append(data.email)
+        await ctx.session.execute(greetings.insert().values(email=data.email))
+
+    ours, theirs = (make_dispatcher(database, InMemoryBus(), consumer) for _ in range(2))
+    first, second = (
+        CloudEvent.wrap(registered(f"{name}@example.com"), subject=name) for name in ("a", "b")
+    )
+    record = ours._record.execute
+    raced = []
+
+    async def record_after_the_other_member(session: AsyncSession, rows: Sequence[object]) -> None:
+        if not raced:  # between our read of the inbox and our insert
+            raced.append(True)
+            await theirs.handle([second])
+        await record(session, rows)
+
+    monkeypatch.setattr(ours._record, "execute", record_after_the_other_member)
+    await ours.handle([first, second])
+    assert applied == ["b@example.com", "a@example.com"]
+    async with database.sessions() as session:
+        assert sorted((await session.scalars(select(greetings.c.email))).all()) == [
+            "a@example.com",
+            "b@example.com",
+        ]
+        assert await session.scalar(select(func.count()).select_from(tables.inbox)) == 2
+
+
 async def test_a_batch_is_prepared_once_in_its_transaction_with_its_new_events(
     database: Database,
 ) -> None:
@@ -282,3 +318,4 @@ def test_a_wrapped_event_is_the_model_validation_would_make_and_serializes_once(
     assert parsed == wrapped and parsed.to_bytes() is raw
     assert wrapped.model_copy(update={"subject": "lee"}).subject == "lee"
     assert wrapped.subject == "kim"
+

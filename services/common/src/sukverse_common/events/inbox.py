@@ -11,12 +11,11 @@ from typing import Any, NamedTuple, TypeVar
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sukverse_common.db import Database
+from sukverse_common.db import BulkInsert, Database
 from sukverse_common.events.bus import Bus, Message, dead_letter_topic
 from sukverse_common.events.contracts import EventData, topic_of
 from sukverse_common.events.envelope import CloudEvent
@@ -113,6 +112,7 @@ class InboxDispatcher:
         self.metrics = metrics
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
+        self._record = BulkInsert(inbox, ["consumer", "event_id", "event_type", "handled_at"])
 
     def subscribe(self) -> None:
         self.bus.subscribe(self.consumer.name, self.consumer.topics, self.handle)
@@ -185,40 +185,42 @@ class InboxDispatcher:
 
     async def _apply(self, work: Sequence[_Work]) -> list[str]:
         """Record the events in the inbox and run the handlers of those not seen before,
-        all in one transaction; an outcome per event."""
+        all in one transaction; an outcome per event.
+
+        The events already in the inbox are read first and the others inserted without
+        `ON CONFLICT`: if another member of the group records one of them meanwhile (during
+        a rebalance), the insert fails on the key and the batch is retried, so no effect
+        is ever applied twice."""
+        inbox = self.inbox
         now = datetime.now(UTC)
-        rows = {
-            item.event.id: {
-                "consumer": self.consumer.name,
-                "event_id": item.event.id,
-                "event_type": item.event.type,
-                "handled_at": now,
-            }
-            for item in work
-        }
-        dialect = postgresql if self.database.dialect == "postgresql" else sqlite
         async with self.database.sessions() as session, session.begin():
-            new = set(
+            seen = set(
                 await session.scalars(
-                    dialect.insert(self.inbox)
-                    .on_conflict_do_nothing()
-                    .returning(self.inbox.c.event_id),
-                    list(rows.values()),
+                    select(inbox.c.event_id).where(
+                        inbox.c.consumer == self.consumer.name,
+                        inbox.c.event_id.in_([item.event.id for item in work]),
+                    )
                 )
             )
-            if self.consumer.prepare is not None and new:
-                fresh = {item.event.id: item.data for item in work if item.event.id in new}
-                await self.consumer.prepare(session, list(fresh.values()))
+            fresh: list[_Work] = []
             outcomes = []
             for item in work:
-                if item.event.id not in new:
+                if item.event.id in seen:
                     outcomes.append("duplicate")
-                    continue
-                new.discard(item.event.id)
+                else:
+                    seen.add(item.event.id)  # a second copy in the same batch
+                    fresh.append(item)
+                    outcomes.append("handled")
+            await self._record.execute(
+                session,
+                [(self.consumer.name, item.event.id, item.event.type, now) for item in fresh],
+            )
+            if self.consumer.prepare is not None and fresh:
+                await self.consumer.prepare(session, [item.data for item in fresh])
+            for item in fresh:
                 await item.handler(
                     EventContext(session=session, event=item.event, outbox=self.outbox), item.data
                 )
-                outcomes.append("handled")
         return outcomes
 
     async def _dead_letter(self, event: CloudEvent, reason: str) -> None:

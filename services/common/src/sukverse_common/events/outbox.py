@@ -27,13 +27,12 @@ from sqlalchemy import (
     cast,
     event,
     func,
-    insert,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sukverse_common.db import Database, UtcDateTime
+from sukverse_common.db import BulkInsert, Database, UtcDateTime
 from sukverse_common.events.bus import Bus, Message
 from sukverse_common.events.contracts import EventData
 from sukverse_common.events.envelope import CloudEvent
@@ -94,12 +93,24 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
     return MessagingTables(outbox=outbox, inbox=inbox)
 
 
+OUTBOX_COLUMNS = (
+    "event_id",
+    "topic",
+    "aggregate_type",
+    "aggregate_id",
+    "event_type",
+    "payload",
+    "created_at",
+)
+
+
 class Outbox:
     """Adds events to the caller's transaction and wakes the relay once it commits."""
 
     def __init__(self, table: Table) -> None:
         self.table = table
         self.committed = asyncio.Event()
+        self._insert = BulkInsert(table, OUTBOX_COLUMNS)
 
     async def add(self, session: AsyncSession, data: EventData, *, subject: str) -> CloudEvent:
         [envelope] = await self.add_many(session, [(data, subject)])
@@ -119,17 +130,17 @@ class Outbox:
             if kind not in topics:
                 topics[kind] = kind.topic()
             rows.append(
-                {
-                    "event_id": envelope.id,
-                    "topic": topics[kind],
-                    "aggregate_type": kind.aggregate_type,
-                    "aggregate_id": envelope.subject,
-                    "event_type": envelope.type,
-                    "payload": envelope.to_bytes().decode(),
-                    "created_at": envelope.time,
-                }
+                (
+                    envelope.id,
+                    topics[kind],
+                    kind.aggregate_type,
+                    envelope.subject,
+                    envelope.type,
+                    envelope.to_bytes().decode(),
+                    envelope.time,
+                )
             )
-        await session.execute(insert(self.table), rows)
+        await self._insert.execute(session, rows)
         if not event.contains(session.sync_session, "after_commit", self._on_commit):
             event.listen(session.sync_session, "after_commit", self._on_commit, once=True)
         return envelopes
