@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sukverse_common.app import freeze_startup_objects
 from sukverse_common.db import Database, create_engine
 from sukverse_common.events.bus import InMemoryBus, Message, each
 from sukverse_common.events.contracts import EventData, UserRegistered, UserRolesChanged
@@ -319,3 +321,13 @@ def test_a_wrapped_event_is_the_model_validation_would_make_and_serializes_once(
     assert wrapped.model_copy(update={"subject": "lee"}).subject == "lee"
     assert wrapped.subject == "kim"
 
+
+def test_start_up_objects_are_left_out_of_garbage_collection() -> None:
+    outbox = Outbox(tables.outbox)  # an object made at start-up
+    gc.unfreeze()
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 0
+        assert not any(tracked is outbox for tracked in gc.get_objects())
+    finally:
+        gc.unfreeze()

@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from sukverse_common import db
+from sukverse_common.app import freeze_startup_objects
 from sukverse_common.events.bus import InMemoryBus
 from sukverse_common.logs import configure_logging
 from sukverse_common.settings import ServiceSettings
@@ -62,6 +63,7 @@ async def _serve(
             )
         if shared_bus is not None:
             await shared_bus.start()
+        freeze_startup_objects()
         log.info(
             "ready",
             services=[spec.name for spec in specs],
