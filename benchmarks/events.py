@@ -1,8 +1,9 @@
 """Events on Kafka: outbox → relay → KafkaBus → inbox against a raw aiokafka loop, and latency.
 
 The producing side (outbox writes and the relay) runs in this process and the consuming side
-in a child process, as two services would; each side has its own SQLite database. Times are
-`time.monotonic()`, one clock for both processes.
+in a child process, as two services would; each side has its own SQLite database and, once
+started, freezes its start-up objects as `sukverse serve` does. The raw loop is a bare program
+of its own (`benchmarks.raw_kafka`). Times are `time.monotonic()`, one clock for all processes.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -19,12 +21,11 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy import Column, Integer, MetaData, String, Table
 
 from benchmarks.auth import Row
-from benchmarks.harness import data_dir, hack_server, percentile
+from benchmarks.harness import ROOT, data_dir, hack_server, percentile
+from sukverse_common.app import freeze_startup_objects
 from sukverse_common.db import Database, create_engine
 from sukverse_common.events.bus import Message
 from sukverse_common.events.contracts import UserRegistered
@@ -84,39 +85,12 @@ def consume(
 ) -> None:
     """Child process: consume `expected` events (after one warm-up) and send back `Handled`."""
     configure_logging("WARNING")
-    if kind == "raw":
-        handled = asyncio.run(raw_consumer(bootstrap, name, expected, warm))
-    elif kind == "bus":
+    if kind == "bus":
         handled = asyncio.run(bus_consumer(bootstrap, name, expected, warm))
     else:
         effect = kind == "inbox+effect"
         handled = asyncio.run(inbox_consumer(bootstrap, name, expected, warm, effect=effect))
     results.send(handled)
-
-
-async def raw_consumer(bootstrap: str, topic: str, expected: int, warm: Event) -> Handled:
-    """A bare consumer group: fetch, commit each fetched batch, nothing else."""
-    handled: Handled = {}
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=topic,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        while len(handled) < expected + 1:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=500)
-            for records in batches.values():
-                for record in records:
-                    handled[f"{record.partition}:{record.offset}"] = time.monotonic()
-            if batches:
-                await consumer.commit()
-                warm.set()
-    finally:
-        await consumer.stop()
-    return handled
 
 
 async def bus_consumer(bootstrap: str, name: str, expected: int, warm: Event) -> Handled:
@@ -135,6 +109,7 @@ async def bus_consumer(bootstrap: str, name: str, expected: int, warm: Event) ->
 
     bus.subscribe("noop", [TOPIC], handle)
     await bus.start()
+    freeze_startup_objects()  # as `sukverse serve` does once it is ready
     try:
         await asyncio.wait_for(done.wait(), TIMEOUT)
     finally:
@@ -178,6 +153,7 @@ async def inbox_consumer(
 
     bus.subscribe(consumer.name, consumer.topics, handle)
     await bus.start()
+    freeze_startup_objects()  # as `sukverse serve` does once it is ready
     try:
         await asyncio.wait_for(done.wait(), TIMEOUT)
     finally:
@@ -221,33 +197,29 @@ async def results(receiver: Connection) -> Handled:
 # -- the producing side, here ----------------------------------------------------------------
 
 
-async def raw_loop(bootstrap: str, events: int) -> float:
-    """Events/s through a bare idempotent, acks=all producer and a consumer group, with the
-    same payload size as the pipeline's."""
-    topic = f"raw-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-    await admin.close()
-    payloads = []
-    for _ in range(events + 1):
-        data = registered()
-        event = CloudEvent.wrap(data, subject=str(data.user_id))
-        payloads.append((event.subject.encode(), event.to_bytes()))
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
-    await producer.start()
-    try:
-        async with consumer_process("raw", bootstrap, topic, events) as (warm, receiver):
-            key, value = payloads[0]
-            await producer.send_and_wait(topic, value, key=key)
-            await wait_warm(warm)
-            started = time.monotonic()
-            futures = [await producer.send(topic, value, key=key) for key, value in payloads[1:]]
-            await asyncio.gather(*futures)
-            handled = await results(receiver)
-    finally:
-        await producer.stop()
-    return events / (max(handled.values()) - started)
+async def raw_loop(bootstrap: str, events: int, workdir: Path) -> float:
+    """Events/s through a bare idempotent, acks=all producer and a consumer group
+    (`benchmarks.raw_kafka`, in processes of its own), with the pipeline's payloads."""
+    payloads = workdir / "raw-payloads.txt"
+    with payloads.open("w") as lines:
+        for _ in range(events + 1):
+            data = registered()
+            event = CloudEvent.wrap(data, subject=str(data.user_id))
+            lines.write(f"{event.subject.encode().hex()} {event.to_bytes().hex()}\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "benchmarks.raw_kafka",
+        bootstrap,
+        str(payloads),
+        str(events),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    if process.returncode != 0:
+        raise RuntimeError(f"the raw Kafka loop failed with exit code {process.returncode}")
+    return float(output.decode().split()[-1])
 
 
 async def bus_throughput(bootstrap: str, name: str, events: int) -> float:
@@ -292,6 +264,7 @@ class ProducingService:
             poll_seconds=1.0,
         )
         self.relay = asyncio.create_task(relay.run())
+        freeze_startup_objects()  # as `sukverse serve` does once it is ready
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -313,15 +286,15 @@ async def pipeline_throughput(
 ) -> float:
     """Events/s from the first outbox commit to the last inbox commit, writing as it goes
     in transactions of `EVENTS_PER_TRANSACTION`."""
+    # The events' data is made beforehand, as the raw loop's payloads are.
+    batches = [
+        [registered() for _ in range(EVENTS_PER_TRANSACTION)]
+        for _ in range(events // EVENTS_PER_TRANSACTION)
+    ]
     async with (
         consumer_process(consumer, bootstrap, name, events) as (warm, receiver),
         ProducingService(bootstrap, name) as service,
     ):
-        # The events' data is made beforehand, as the raw loop's payloads are.
-        batches = [
-            [registered() for _ in range(EVENTS_PER_TRANSACTION)]
-            for _ in range(events // EVENTS_PER_TRANSACTION)
-        ]
         await service.commit([registered()])
         await wait_warm(warm)
         started = time.monotonic()
@@ -354,12 +327,12 @@ async def paced_latencies(bootstrap: str, name: str) -> list[float]:
 def run() -> list[Row]:
     configure_logging("WARNING")
     with data_dir() as path, hack_server("kafka.sh", path / "kafka") as bootstrap:
-        asyncio.run(raw_loop(bootstrap, RAW_EVENTS))  # warms the broker's JIT up
+        asyncio.run(raw_loop(bootstrap, RAW_EVENTS, path))  # warms the broker's JIT up
         # The raw loop and the pipeline in turn, ROUNDS times: the round with the median
         # ratio is reported, so one busy moment of a shared machine does not decide it.
         rounds = []
         for n in range(ROUNDS):
-            raw_n = asyncio.run(raw_loop(bootstrap, RAW_EVENTS))
+            raw_n = asyncio.run(raw_loop(bootstrap, RAW_EVENTS, path))
             through_n = asyncio.run(
                 pipeline_throughput(bootstrap, str(path / f"th{n}"), PIPELINE_EVENTS)
             )
