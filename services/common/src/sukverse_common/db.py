@@ -78,28 +78,34 @@ BindProcessor = Callable[[Any], Any]
 
 
 class BulkInsert:
-    """A plain INSERT of many rows into fixed columns, sent to the driver as one executemany.
+    """A plain INSERT of many rows into fixed columns, for the event tables, which take
+    hundreds of rows a transaction.
 
-    For the event tables, which take hundreds of rows a transaction: SQLAlchemy's
-    executemany builds and processes a parameter dictionary per row, which costs more than
-    the database's own insert. This compiles the statement once per dialect and applies the
-    columns' bind processors (UUIDs and timestamps on SQLite) straight to each row's values.
+    On SQLite the rows go to the driver in one executemany (a C loop over one prepared
+    statement), with the columns' bind processing applied by column: SQLAlchemy's per-row
+    parameter dictionaries cost more than SQLite's own insert. Elsewhere SQLAlchemy's
+    executemany is kept, which sends the rows as multi-row VALUES statements: the driver's
+    executemany would run the statement once per row on the server.
     """
 
     def __init__(self, table: Table, columns: Sequence[str]) -> None:
         self.table = table
         self.columns = list(columns)
-        self._compiled: dict[str, tuple[str, list[int], list[tuple[int, BindProcessor]]]] = {}
+        self._compiled: tuple[str, list[int], list[tuple[int, BindProcessor]]] | None = None
 
     async def execute(self, session: AsyncSession, rows: Sequence[Sequence[Any]]) -> None:
         """Insert `rows`, each a sequence of values in the order of `columns`."""
         if not rows:
             return
         connection = await session.connection()
-        name = connection.dialect.name
-        if name not in self._compiled:
-            self._compiled[name] = self._compile(connection.dialect)
-        sql, order, processors = self._compiled[name]
+        if connection.dialect.name != "sqlite":
+            await session.execute(
+                insert(self.table), [dict(zip(self.columns, row, strict=True)) for row in rows]
+            )
+            return
+        if self._compiled is None:
+            self._compiled = self._compile(connection.dialect)
+        sql, order, processors = self._compiled
         columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
         for index, process in processors:
             column = columns[index]

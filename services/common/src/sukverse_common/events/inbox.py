@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any, NamedTuple, TypeVar
 import structlog
 from pydantic import ValidationError
 from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -112,7 +114,7 @@ class InboxDispatcher:
         self.metrics = metrics
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
-        self._record = BulkInsert(inbox, ["consumer", "event_id", "event_type", "handled_at"])
+        self._sqlite_rows = BulkInsert(inbox, ["consumer", "event_id", "event_type", "handled_at"])
 
     def subscribe(self) -> None:
         self.bus.subscribe(self.consumer.name, self.consumer.topics, self.handle)
@@ -185,36 +187,18 @@ class InboxDispatcher:
 
     async def _apply(self, work: Sequence[_Work]) -> list[str]:
         """Record the events in the inbox and run the handlers of those not seen before,
-        all in one transaction; an outcome per event.
-
-        The events already in the inbox are read first and the others inserted without
-        `ON CONFLICT`: if another member of the group records one of them meanwhile (during
-        a rebalance), the insert fails on the key and the batch is retried, so no effect
-        is ever applied twice."""
-        inbox = self.inbox
-        now = datetime.now(UTC)
+        all in one transaction; an outcome per event."""
         async with self.database.sessions() as session, session.begin():
-            seen = set(
-                await session.scalars(
-                    select(inbox.c.event_id).where(
-                        inbox.c.consumer == self.consumer.name,
-                        inbox.c.event_id.in_([item.event.id for item in work]),
-                    )
-                )
-            )
-            fresh: list[_Work] = []
+            new = await self._record(session, work)
+            fresh = []
             outcomes = []
             for item in work:
-                if item.event.id in seen:
-                    outcomes.append("duplicate")
-                else:
-                    seen.add(item.event.id)  # a second copy in the same batch
+                if item.event.id in new:
+                    new.discard(item.event.id)  # a second copy later in the batch is not
                     fresh.append(item)
                     outcomes.append("handled")
-            await self._record.execute(
-                session,
-                [(self.consumer.name, item.event.id, item.event.type, now) for item in fresh],
-            )
+                else:
+                    outcomes.append("duplicate")
             if self.consumer.prepare is not None and fresh:
                 await self.consumer.prepare(session, [item.data for item in fresh])
             for item in fresh:
@@ -222,6 +206,36 @@ class InboxDispatcher:
                     EventContext(session=session, event=item.event, outbox=self.outbox), item.data
                 )
         return outcomes
+
+    async def _record(self, session: AsyncSession, work: Sequence[_Work]) -> set[uuid.UUID]:
+        """Record the batch's events in the inbox; the ids recorded now and not before.
+
+        On PostgreSQL one `INSERT ... ON CONFLICT DO NOTHING RETURNING` does it: a row that
+        another member of the group inserts meanwhile (during a rebalance) makes it wait for
+        that transaction, then skip the row. SQLite's executemany cannot return rows, so
+        the ids already there are read first and the rest inserted: a member recording one
+        of them meanwhile makes the insert fail on the key, and the batch is retried."""
+        inbox, name, now = self.inbox, self.consumer.name, datetime.now(UTC)
+        types = {item.event.id: item.event.type for item in work}
+        if self.database.dialect == "postgresql":
+            rows = [
+                {"consumer": name, "event_id": event_id, "event_type": kind, "handled_at": now}
+                for event_id, kind in types.items()
+            ]
+            statement = postgresql.insert(inbox).on_conflict_do_nothing()
+            return set(await session.scalars(statement.returning(inbox.c.event_id), rows))
+        seen = set(
+            await session.scalars(
+                select(inbox.c.event_id).where(
+                    inbox.c.consumer == name, inbox.c.event_id.in_(list(types))
+                )
+            )
+        )
+        new = [event_id for event_id in types if event_id not in seen]
+        await self._sqlite_rows.execute(
+            session, [(name, event_id, types[event_id], now) for event_id in new]
+        )
+        return set(new)
 
     async def _dead_letter(self, event: CloudEvent, reason: str) -> None:
         log.error(
