@@ -194,7 +194,7 @@ class InboxDispatcher:
             outcomes = []
             for item in work:
                 if item.event.id in new:
-                    new.discard(item.event.id)  # a second copy later in the batch is not
+                    new.discard(item.event.id)  # a later copy in the batch is a duplicate
                     fresh.append(item)
                     outcomes.append("handled")
                 else:
