@@ -43,7 +43,6 @@ EVENTS_PER_TRANSACTION = 100
 RELAY_BATCH = 500  # OutboxRelay's default batch_size
 PACED_RATE = 500
 PACED_SECONDS = 10
-PARTITIONS = 3
 TOPIC = UserRegistered.topic()
 TIMEOUT = 300.0
 

@@ -23,7 +23,7 @@ from multiprocessing.synchronize import Event
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-PARTITIONS = 3
+PARTITIONS = 3  # as many as the KafkaBus gives the pipeline's topics
 TIMEOUT = 300.0
 
 
