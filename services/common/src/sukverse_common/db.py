@@ -60,11 +60,8 @@ class UtcDateTime(TypeDecorator[datetime]):
         def process(value: datetime | None) -> str | None:
             # SQLite's stored text, as its DATETIME type writes it, in one C call: the
             # type's own %-formatting of each field costs more than the insert.
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError("naive datetime: use UTC-aware times")
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            utc = self.process_bind_param(value, dialect)
+            return None if utc is None else utc.replace(tzinfo=None).isoformat(" ", "microseconds")
 
         return process
 
