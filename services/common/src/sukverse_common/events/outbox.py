@@ -229,7 +229,7 @@ class OutboxRelay:
                 )
                 await session.execute(
                     update(table)
-                    .where(self._claimed(rows[0].id, rows[-1].id, [row.id for row in rows]))
+                    .where(self._claimed([row.id for row in rows]))
                     .values(published_at=datetime.now(UTC))
                 )
             for topic, count in Counter(row.topic for row in rows).items():
@@ -243,8 +243,8 @@ class OutboxRelay:
             await self._observe_backlog()
         return published
 
-    def _claimed(self, first: int, last: int, ids: list[int]) -> ColumnElement[bool]:
-        """The rows a drain read, to mark published.
+    def _claimed(self, ids: list[int]) -> ColumnElement[bool]:
+        """The rows a drain read (their ids, in order), to mark published.
 
         SQLite takes one writer at a time, so ids are given in commit order: the rows read
         are all the unpublished ones from the first id to the last, and the range says so
@@ -252,7 +252,7 @@ class OutboxRelay:
         commits later can hold a lower id, so the ids are listed."""
         table = self.outbox.table
         if self.database.dialect == "sqlite":
-            return table.c.id.between(first, last) & table.c.published_at.is_(None)
+            return table.c.id.between(ids[0], ids[-1]) & table.c.published_at.is_(None)
         return table.c.id.in_(ids)
 
     async def _lead(self, session: AsyncSession) -> bool:
