@@ -199,12 +199,13 @@ async def results(receiver: Connection) -> Handled:
 async def raw_loop(bootstrap: str, events: int, workdir: Path) -> float:
     """Events/s through a bare idempotent, acks=all producer and a consumer group
     (`benchmarks.raw_kafka`, in processes of its own), with the pipeline's payloads."""
-    payloads = workdir / "raw-payloads.txt"
-    with payloads.open("w") as lines:
-        for _ in range(events + 1):
-            data = registered()
-            event = CloudEvent.wrap(data, subject=str(data.user_id))
-            lines.write(f"{event.subject.encode().hex()} {event.to_bytes().hex()}\n")
+    payloads = workdir / f"raw-payloads-{events}.txt"
+    if not payloads.exists():  # written once a run; each loop makes a topic of its own
+        with payloads.open("w") as lines:
+            for _ in range(events + 1):
+                data = registered()
+                event = CloudEvent.wrap(data, subject=str(data.user_id))
+                lines.write(f"{event.subject.encode().hex()} {event.to_bytes().hex()}\n")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
