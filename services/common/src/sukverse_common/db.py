@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +14,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import DateTime, Dialect, MetaData, Table, bindparam, event, insert, text
+from sqlalchemy import DateTime, Dialect, MetaData, Table, bindparam, event, insert, text, util
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -20,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 from sqlalchemy.types import TypeDecorator
 
 from sukverse_common.metrics import Metrics
@@ -131,6 +138,96 @@ class StaleSchemaError(RuntimeError):
     """The database is not at the migrations' head: run `sukverse migrate`."""
 
 
+class _Executed:
+    """What a statement left on its cursor, read before the cursor was closed."""
+
+    __slots__ = ("arraysize", "description", "lastrowid", "rowcount", "rows")
+
+    def __init__(self, cursor: sqlite3.Cursor | None = None) -> None:
+        self.arraysize = 1
+        self.description = None if cursor is None else cursor.description
+        self.rows = cursor.fetchall() if cursor is not None and cursor.description else []
+        self.rowcount = -1 if cursor is None else cursor.rowcount
+        self.lastrowid = None if cursor is None else cursor.lastrowid
+
+    def close(self) -> None:
+        pass
+
+
+def _run_statement(
+    connection: sqlite3.Connection, many: bool, operation: str, parameters: Any
+) -> _Executed:
+    """On the connection's thread: a cursor, the statement, its rows, and the cursor closed."""
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        return _Executed(cursor)
+    finally:
+        cursor.close()
+
+
+class _OneCallCursor(AsyncAdapt_aiosqlite_cursor):
+    """Runs each statement in one call to aiosqlite's thread.
+
+    The stock adapter makes a call each to open a cursor, execute, fetch the rows and close
+    it, and every call waits for the thread and then for the event loop to wake: on a busy
+    machine that wait costs more than most statements."""
+
+    __slots__ = ()
+    _awaitable_cursor_close = False
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = _Executed()  # type: ignore[assignment]
+        self._soft_closed_memoized = util.EMPTY_DICT
+        self._rows = deque()
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> None:
+        await self._run(False, operation, parameters)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> None:
+        await self._run(True, operation, seq_of_parameters)
+
+    async def _run(self, many: bool, operation: Any, parameters: Any) -> None:
+        connection: Any = self._connection  # aiosqlite's, whose thread runs the statement
+        async with self._adapt_connection._execute_mutex:
+            done = await connection._execute(
+                _run_statement, connection._conn, many, operation, parameters
+            )
+        self._cursor = done
+        self._rows = deque(done.rows)
+
+
+class _OneCallConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _OneCallCursor  # type: ignore[assignment]  # a subclass of the declared one
+
+
+class _OneCallDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *args: Any, **kwargs: Any) -> _OneCallConnection:
+        return _OneCallConnection(self, super().connect(*args, **kwargs)._connection)
+
+
+def _rollback_if_open(
+    dbapi_connection: Any, _record: ConnectionPoolEntry, state: PoolResetState
+) -> None:
+    """Reset a connection going back to the pool, in place of the pool's own rollback: only
+    when a transaction is open. A session that committed leaves none, and a rollback is one
+    more call to aiosqlite's thread."""
+    if (
+        state.asyncio_safe
+        and not state.terminate_only
+        and dbapi_connection.driver_connection.in_transaction
+    ):
+        dbapi_connection.rollback()
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -145,8 +242,15 @@ def create_engine(url: str, *, pool_size: int = 10, metrics: Metrics | None = No
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": 30},
+            hide_parameters=True,
+            module=_OneCallDBAPI(__import__("aiosqlite"), sqlite3),
+            pool_reset_on_return=None,
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "reset", _rollback_if_open)
     else:
         engine = create_async_engine(
             url,
