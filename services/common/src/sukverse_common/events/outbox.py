@@ -68,7 +68,7 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
         "outbox",
         metadata,
         Column("id", BigIntId, primary_key=True, autoincrement=True),
-        Column("event_id", Uuid, nullable=False, unique=True),
+        Column("event_id", Uuid, nullable=False),
         Column("topic", String(200), nullable=False),
         Column("aggregate_type", String(100), nullable=False),
         Column("aggregate_id", String(200), nullable=False),
