@@ -266,6 +266,31 @@ async def test_every_group_gets_every_event(kafka_server: Broker, prefix: str) -
 
 
 @pytest.mark.real
+async def test_a_bus_stopped_right_after_handling_has_committed_what_it_handled(
+    kafka_server: Broker, prefix: str
+) -> None:
+    """The last fetch's offsets are committed while the consumer waits for the next fetch;
+    stopping then lets that commit finish before the consumer closes."""
+    got: list[CloudEvent] = []
+    all_handled = asyncio.Event()
+
+    async def record(events: Sequence[CloudEvent]) -> None:
+        got.extend(events)
+        if len(got) == 30:
+            all_handled.set()
+
+    bus = make_bus(kafka_server, prefix)
+    bus.subscribe("quick", [TOPIC], record)
+    await bus.start()
+    try:
+        await bus.publish([Message(TOPIC, f"k{n}", thing(f"k{n}", n)) for n in range(30)])
+        await asyncio.wait_for(all_handled.wait(), 30)
+    finally:
+        await bus.stop()  # at once: the last commit has only just been sent
+    assert await group_caught_up(kafka_server, bus.topic("quick"), bus.topic(TOPIC))
+
+
+@pytest.mark.real
 async def test_a_publish_before_start_waits_for_it(kafka_server: Broker, prefix: str) -> None:
     got: list[CloudEvent] = []
 
