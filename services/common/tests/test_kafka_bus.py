@@ -24,7 +24,7 @@ from sukverse_common.events.bus import Message, each
 from sukverse_common.events.contracts import UserRegistered
 from sukverse_common.events.envelope import CloudEvent
 from sukverse_common.events.inbox import EventConsumer, EventContext, InboxDispatcher
-from sukverse_common.events.kafka import KafkaBus
+from sukverse_common.events.kafka import MAX_BATCH_BYTES, KafkaBus
 from sukverse_common.events.outbox import Outbox, OutboxRelay, messaging_tables
 from sukverse_common.keys import BUS
 from sukverse_common.metrics import Metrics
@@ -241,6 +241,37 @@ async def test_events_of_one_key_arrive_in_publish_order_across_partitions(
     finally:
         await bus.stop()
     assert {key: seen[key] for key in keys} == {key: list(range(50)) for key in keys}
+
+
+@pytest.mark.real
+async def test_a_publish_larger_than_a_record_batch_arrives_whole_and_in_order(
+    kafka_server: Broker, prefix: str
+) -> None:
+    seen: list[int] = []
+    padding = "x" * 4000
+    events = 2 * MAX_BATCH_BYTES // len(padding) + 10  # three batches' worth, one key
+
+    async def record(event: CloudEvent) -> None:
+        seen.append(event.data["n"])
+
+    bus = make_bus(kafka_server, prefix)
+    bus.subscribe("big", [TOPIC], each(record))
+    await bus.start()
+    try:
+        big = [
+            CloudEvent(
+                source="/sukverse/test",
+                type="io.sukverse.test.thing.v1",
+                subject="one-key",
+                data={"n": n, "pad": padding},
+            )
+            for n in range(events)
+        ]
+        await bus.publish([Message(TOPIC, "one-key", event) for event in big])
+        await wait_until(lambda: len(seen) >= events, what=f"{events} events")
+    finally:
+        await bus.stop()
+    assert seen == list(range(events))
 
 
 @pytest.mark.real

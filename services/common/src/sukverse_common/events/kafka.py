@@ -31,6 +31,12 @@ CONTENT_TYPE = ("content-type", b"application/cloudevents+json")
 READY_TIMEOUT_SECONDS = 2.0
 FETCH_TIMEOUT_MS = 1000
 MAX_RECORDS = 500
+# A record batch's size limit. aiokafka's default (16 KiB, some 25 events) makes a relay
+# batch of 500 events some 20 record batches, and the producer queues a partition's next
+# batch only once the one before it has been sent: a broker round trip each. Half a MiB
+# holds a relay batch's share of a partition and stays under the broker's and Strimzi's
+# default `message.max.bytes` (1 MiB); a publish larger than that is sent in several.
+MAX_BATCH_BYTES = 512 * 1024
 MAX_REASON_CHARS = 1000
 _M32 = 0xFFFFFFFF
 _MURMUR_M = 0x5BD1E995
@@ -261,6 +267,7 @@ class KafkaBus:
             client_id=self.client_id,
             enable_idempotence=True,
             acks="all",
+            max_batch_size=MAX_BATCH_BYTES,
             request_timeout_ms=int(self.publish_timeout * 1000),
         )
         try:
