@@ -1,9 +1,10 @@
 """The raw aiokafka produce-and-consume loop, as a bare program would run it.
 
-`python -m benchmarks.raw_kafka BOOTSTRAP PAYLOADS EVENTS` creates a topic, starts a consumer
-group in a child process, sends the first payload and waits until the consumer has it, then
-sends `EVENTS` more through an idempotent acks=all producer without waiting on each, and
-prints the events/s from the first send to the last record consumed.
+`python -m benchmarks.raw_kafka BOOTSTRAP PAYLOADS EVENTS BATCH_BYTES` creates a topic, starts
+a consumer group in a child process, sends the first payload and waits until the consumer has
+it, then sends `EVENTS` more through an idempotent acks=all producer with record batches of
+up to BATCH_BYTES (the KafkaBus's own) without waiting on each, and prints the events/s from
+the first send to the last record consumed.
 
 It imports the standard library and aiokafka only, and so does its child: a process that
 imported the platform as well would spend part of its time collecting garbage among objects
@@ -58,7 +59,9 @@ async def _consume(bootstrap: str, topic: str, expected: int, warm: Event) -> fl
     return last
 
 
-async def loop(bootstrap: str, payloads: list[tuple[bytes, bytes]], events: int) -> float:
+async def loop(
+    bootstrap: str, payloads: list[tuple[bytes, bytes]], events: int, batch_bytes: int
+) -> float:
     topic = f"raw-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -69,7 +72,12 @@ async def loop(bootstrap: str, payloads: list[tuple[bytes, bytes]], events: int)
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=consume, args=(bootstrap, topic, events, warm, sender))
     child.start()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        max_batch_size=batch_bytes,
+    )
     await producer.start()
     try:
         key, value = payloads[0]
@@ -89,12 +97,12 @@ async def loop(bootstrap: str, payloads: list[tuple[bytes, bytes]], events: int)
 
 
 def main(argv: list[str]) -> None:
-    bootstrap, path, events = argv[0], argv[1], int(argv[2])
+    bootstrap, path, events, batch_bytes = argv[0], argv[1], int(argv[2]), int(argv[3])
     with open(path) as lines:
         payloads = [(bytes.fromhex(k), bytes.fromhex(v)) for k, v in map(str.split, lines)]
     if len(payloads) != events + 1:
         raise SystemExit(f"{path} holds {len(payloads)} payloads, not {events + 1}")
-    print(f"{asyncio.run(loop(bootstrap, payloads, events)):.1f}")
+    print(f"{asyncio.run(loop(bootstrap, payloads, events, batch_bytes)):.1f}")
 
 
 if __name__ == "__main__":
