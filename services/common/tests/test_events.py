@@ -93,6 +93,25 @@ async def test_the_stored_payload_is_the_event_as_published(database: Database) 
     assert sent == [envelope.to_bytes()]
 
 
+async def test_events_added_together_share_their_time_and_store_it(database: Database) -> None:
+    outbox = Outbox(tables.outbox)
+    before = datetime.now(UTC)
+    async with database.sessions() as session, session.begin():
+        envelopes = await outbox.add_many(
+            session, [(registered(f"{i}@example.com"), f"u{i}") for i in range(3)]
+        )
+    assert len({envelope.time for envelope in envelopes}) == 1
+    assert before <= envelopes[0].time <= datetime.now(UTC)
+    assert len({envelope.id for envelope in envelopes}) == 3
+    async with database.sessions() as session:
+        stored = list(await session.scalars(select(tables.outbox.c.created_at)))
+    assert stored == [envelopes[0].time] * 3
+    assert all(
+        json.loads(e.to_bytes())["time"] == e.time.isoformat().replace("+00:00", "Z")
+        for e in envelopes
+    )
+
+
 async def test_a_failed_publish_leaves_the_events_for_the_next_drain(database: Database) -> None:
     bus, outbox, attempts = InMemoryBus(), Outbox(tables.outbox), []
 

@@ -33,8 +33,10 @@ class CloudEvent(BaseModel):
     data: dict[str, Any]
 
     @classmethod
-    def wrap(cls, data: EventData, *, subject: str) -> CloudEvent:
-        """The envelope of a contract's data; the data was validated by its contract."""
+    def wrap(cls, data: EventData, *, subject: str, time: datetime | None = None) -> CloudEvent:
+        """The envelope of a contract's data; the data was validated by its contract.
+
+        `time` is when it happened (UTC, now by default): one transaction's events share it."""
         # What model_construct does, without inspecting every field on each call: every
         # value is given, and valid by construction.
         event = cls.__new__(cls)
@@ -47,7 +49,7 @@ class CloudEvent(BaseModel):
                 "source": data.source(),
                 "type": data.event_type,
                 "subject": subject,
-                "time": datetime.now(UTC),
+                "time": datetime.now(UTC) if time is None else time,
                 "datacontenttype": "application/json",
                 "data": data.model_dump(mode="json"),
             },
@@ -67,7 +69,9 @@ class CloudEvent(BaseModel):
     def to_bytes(self) -> bytes:
         """The event's JSON, serialized once."""
         try:
-            raw: bytes = self._raw
+            # Read through the slot itself: an empty slot read as an attribute falls back
+            # to pydantic's `__getattr__`, which costs more than the read.
+            raw: bytes = _RAW.__get__(self)
         except AttributeError:
             raw = self.__pydantic_serializer__.to_json(self)
             object.__setattr__(self, "_raw", raw)
@@ -75,3 +79,4 @@ class CloudEvent(BaseModel):
 
 
 _FIELDS = frozenset(CloudEvent.model_fields)
+_RAW = CloudEvent.__dict__["_raw"]

@@ -120,8 +120,10 @@ class Outbox:
     async def add_many(
         self, session: AsyncSession, events: Sequence[tuple[EventData, str]]
     ) -> list[CloudEvent]:
-        """Add events, each with its subject (the aggregate id), in one statement."""
-        envelopes = [CloudEvent.wrap(data, subject=subject) for data, subject in events]
+        """Add events, each with its subject (the aggregate id), in one statement; they
+        happen together, at one time."""
+        now = datetime.now(UTC)
+        envelopes = [CloudEvent.wrap(data, subject=subject, time=now) for data, subject in events]
         if not envelopes:
             return envelopes
         topics: dict[type[EventData], str] = {}
