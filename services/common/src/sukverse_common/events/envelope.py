@@ -36,7 +36,7 @@ class CloudEvent(BaseModel):
     def wrap(cls, data: EventData, *, subject: str, time: datetime | None = None) -> CloudEvent:
         """The envelope of a contract's data; the data was validated by its contract.
 
-        `time` is when it happened (UTC, now by default): one transaction's events share it."""
+        `time` is when it happened (UTC, now by default): one outbox write's events share it."""
         # What model_construct does, without inspecting every field on each call: every
         # value is given, and valid by construction.
         event = cls.__new__(cls)

@@ -363,11 +363,13 @@ class _GroupConsumer:
                 if not batches:
                     continue
                 offsets, failed = await self._handle(consumer, batches)
+                # Shielded: a stop while waiting here leaves the commit running, for the
+                # grace period below, instead of cancelling it with the wait.
                 if committing is not None:
-                    await committing  # raises what the previous commit raised
+                    await asyncio.shield(committing)  # raises what the previous one raised
                 committing = asyncio.create_task(self._commit(consumer, offsets))
                 if failed:
-                    await committing  # the rewound offsets, before backing off
+                    await asyncio.shield(committing)  # the rewound offsets, then back off
                     await asyncio.sleep(self.bus.backoff(self.handler_failures))
         finally:
             # Stopping or failing: the records were handled, so the commit in flight gets
