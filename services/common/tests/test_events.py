@@ -212,7 +212,7 @@ async def test_an_event_another_member_records_meanwhile_is_not_applied_twice(
     first, second = (
         CloudEvent.wrap(registered(f"{name}@example.com"), subject=name) for name in ("a", "b")
     )
-    record = ours._sqlite_rows.execute
+    record = ours._rows.execute
     raced = []
 
     async def record_after_the_other_member(session: AsyncSession, rows: Sequence[object]) -> None:
@@ -221,7 +221,7 @@ async def test_an_event_another_member_records_meanwhile_is_not_applied_twice(
             await theirs.handle([second])
         await record(session, rows)
 
-    monkeypatch.setattr(ours._sqlite_rows, "execute", record_after_the_other_member)
+    monkeypatch.setattr(ours._rows, "execute", record_after_the_other_member)
     await ours.handle([first, second])
     assert applied == ["b@example.com", "a@example.com"]
     async with database.sessions() as session:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -14,13 +15,26 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import DateTime, Dialect, MetaData, Table, bindparam, event, insert, text, util
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    event,
+    insert,
+    text,
+    util,
+)
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -86,30 +100,45 @@ class BulkInsert:
     hundreds of rows a transaction.
 
     On SQLite the rows go to the driver in one executemany (a C loop over one prepared
-    statement), with the columns' bind processing applied by column: SQLAlchemy's per-row
-    parameter dictionaries cost more than SQLite's own insert. Elsewhere SQLAlchemy's
-    executemany is kept, which sends the rows as multi-row VALUES statements: the driver's
-    executemany would run the statement once per row on the server.
+    statement). On PostgreSQL they go as one statement with an array per column,
+    `INSERT ... SELECT * FROM unnest($1::uuid[], ...)`: one message and one execution on
+    the server, where asyncpg's executemany runs the statement once per row and
+    SQLAlchemy's multi-row VALUES binds a parameter per value. Either way the columns'
+    bind processing is applied by column, a value repeated down a column (a batch's
+    timestamp) once: SQLAlchemy's per-row parameter dictionaries cost more than the
+    database's own insert.
     """
 
     def __init__(self, table: Table, columns: Sequence[str]) -> None:
         self.table = table
         self.columns = list(columns)
-        self._compiled: tuple[str, list[int], list[tuple[int, BindProcessor]]] | None = None
+        self._compiled: dict[str, tuple[str, list[int], list[tuple[int, BindProcessor]]]] = {}
 
     async def execute(self, session: AsyncSession, rows: Sequence[Sequence[Any]]) -> None:
         """Insert `rows`, each a sequence of values in the order of `columns`."""
+        if rows:
+            await self._run(session, rows)
+
+    async def execute_new(
+        self, session: AsyncSession, rows: Sequence[Sequence[Any]], *, returning: str
+    ) -> list[Any]:
+        """PostgreSQL only: insert the rows whose key is not there yet (`ON CONFLICT DO
+        NOTHING`); the `returning` column of those inserted."""
         if not rows:
-            return
+            return []
+        result = await self._run(session, rows, returning=returning)
+        return list(result.scalars())
+
+    async def _run(
+        self, session: AsyncSession, rows: Sequence[Sequence[Any]], *, returning: str = ""
+    ) -> Any:
         connection = await session.connection()
-        if connection.dialect.name != "sqlite":
-            await session.execute(
-                insert(self.table), [dict(zip(self.columns, row, strict=True)) for row in rows]
-            )
-            return
-        if self._compiled is None:
-            self._compiled = self._compile(connection.dialect)
-        sql, order, processors = self._compiled
+        dialect = connection.dialect
+        key = f"{dialect.name}:{returning}"
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = self._compile(dialect, returning)
+        sql, order, processors = compiled
         columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
         for index, process in processors:
             column = columns[index]
@@ -118,20 +147,52 @@ class BulkInsert:
                 columns[index] = [process(first)] * len(column)
             else:
                 columns[index] = [process(value) for value in column]
+        if dialect.name == "postgresql":
+            return await connection.exec_driver_sql(sql, tuple(columns))
         parameters = list(zip(*[columns[index] for index in order], strict=True))
-        await connection.exec_driver_sql(sql, parameters)
+        return await connection.exec_driver_sql(sql, parameters)
 
-    def _compile(self, dialect: Dialect) -> tuple[str, list[int], list[tuple[int, BindProcessor]]]:
-        statement = insert(self.table).values({name: bindparam(name) for name in self.columns})
-        compiled = statement.compile(dialect=dialect)
-        # The driver's placeholders come in the compiled order, not necessarily ours.
-        order = [self.columns.index(name) for name in compiled.positiontup or []]
+    def _compile(
+        self, dialect: Dialect, returning: str
+    ) -> tuple[str, list[int], list[tuple[int, BindProcessor]]]:
         processors: list[tuple[int, BindProcessor]] = []
         for index, name in enumerate(self.columns):
             process = self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
             if process is not None:
                 processors.append((index, process))
+        if dialect.name == "postgresql":
+            return self._unnest_sql(dialect, returning), [], processors
+        if returning:
+            raise ValueError("execute_new is for PostgreSQL: SQLite's executemany returns no rows")
+        statement = insert(self.table).values({name: bindparam(name) for name in self.columns})
+        compiled = statement.compile(dialect=dialect)
+        # The driver's placeholders come in the compiled order, not necessarily ours.
+        order = [self.columns.index(name) for name in compiled.positiontup or []]
         return compiled.string, order, processors
+
+    def _unnest_sql(self, dialect: Dialect, returning: str) -> str:
+        quote = dialect.identifier_preparer.quote
+        arrays = []
+        for number, name in enumerate(self.columns, start=1):
+            column_type = self.table.c[name].type.dialect_impl(dialect)
+            # Strings go as varchar[] without a length: the insert's own assignment then
+            # refuses a value too long, where a cast to varchar(n) would cut it short.
+            if isinstance(column_type, String):
+                sql_type = "VARCHAR[]"
+            elif isinstance(column_type, JSON):  # JSON text, as SQLAlchemy binds it
+                sql_type = f"TEXT[]::{column_type.compile(dialect=dialect)}[]"
+            else:
+                sql_type = f"{column_type.compile(dialect=dialect)}[]"
+            arrays.append(f"${number}::{sql_type}")
+        names = ", ".join(quote(name) for name in self.columns)
+        # Identifiers from the table's metadata, quoted; every value is a parameter.
+        sql = (
+            f"INSERT INTO {dialect.identifier_preparer.format_table(self.table)} ({names}) "  # noqa: S608
+            f"SELECT * FROM unnest({', '.join(arrays)})"
+        )
+        if returning:
+            sql += f" ON CONFLICT DO NOTHING RETURNING {quote(returning)}"
+        return sql
 
 
 class StaleSchemaError(RuntimeError):
@@ -228,6 +289,33 @@ def _rollback_if_open(
         dbapi_connection.rollback()
 
 
+# A pooled connection used this recently is handed out without a check (HikariCP's
+# `aliveBypassWindowMs` is half a second): a busy service pays no round trips for it.
+PING_AFTER_IDLE_SECONDS = 1.0
+_IDLE_SINCE = "sukverse_idle_since"
+
+
+def _mark_idle(_dbapi_connection: Any, record: ConnectionPoolEntry, *_: Any) -> None:
+    record.info[_IDLE_SINCE] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+    """Check out a connection that sat idle only once a ping shows it alive; a dead one is
+    replaced by the pool (a new connection, or the reason none can be made).
+
+    What `pool_pre_ping` does on every checkout, which costs three round trips (a ping
+    inside its own transaction) per unit of work; after a database restart, a connection
+    used less than `PING_AFTER_IDLE_SECONDS` before fails its one statement and makes the
+    pool discard every connection of that age."""
+    idle_since = record.info.get(_IDLE_SINCE)
+    if idle_since is not None and time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as exc:
+        raise DisconnectionError("the pooled connection failed its ping") from exc
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -256,10 +344,12 @@ def create_engine(url: str, *, pool_size: int = 10, metrics: Metrics | None = No
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
             pool_timeout=10,
             hide_parameters=True,  # SQL parameters hold hashes and personal data
         )
+        event.listen(engine.sync_engine, "connect", _mark_idle)
+        event.listen(engine.sync_engine, "checkin", _mark_idle)
+        event.listen(engine.sync_engine, "checkout", _ping_if_idle)
     if metrics is not None:
         gauge = metrics.db_pool_checked_out
         event.listen(engine.sync_engine, "checkout", lambda *_: gauge.inc())

@@ -13,7 +13,6 @@ from typing import Any, NamedTuple, TypeVar
 import structlog
 from pydantic import ValidationError
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -114,7 +113,7 @@ class InboxDispatcher:
         self.metrics = metrics
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
-        self._sqlite_rows = BulkInsert(inbox, ["consumer", "event_id", "event_type", "handled_at"])
+        self._rows = BulkInsert(inbox, ["consumer", "event_id", "event_type", "handled_at"])
 
     def subscribe(self) -> None:
         self.bus.subscribe(self.consumer.name, self.consumer.topics, self.handle)
@@ -218,12 +217,8 @@ class InboxDispatcher:
         inbox, name, now = self.inbox, self.consumer.name, datetime.now(UTC)
         types = {item.event.id: item.event.type for item in work}
         if self.database.dialect == "postgresql":
-            rows = [
-                {"consumer": name, "event_id": event_id, "event_type": kind, "handled_at": now}
-                for event_id, kind in types.items()
-            ]
-            statement = postgresql.insert(inbox).on_conflict_do_nothing()
-            return set(await session.scalars(statement.returning(inbox.c.event_id), rows))
+            rows = [(name, event_id, kind, now) for event_id, kind in types.items()]
+            return set(await self._rows.execute_new(session, rows, returning="event_id"))
         seen = set(
             await session.scalars(
                 select(inbox.c.event_id).where(
@@ -232,7 +227,7 @@ class InboxDispatcher:
             )
         )
         new = [event_id for event_id in types if event_id not in seen]
-        await self._sqlite_rows.execute(
+        await self._rows.execute(
             session, [(name, event_id, types[event_id], now) for event_id in new]
         )
         return set(new)

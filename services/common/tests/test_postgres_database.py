@@ -1,0 +1,121 @@
+"""The common kit's PostgreSQL side: bulk inserts by column arrays, and pooled connections
+checked only after sitting idle."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import MetaData, select, text
+from sqlalchemy.exc import DBAPIError
+
+from sukverse_common import db
+from sukverse_common.db import BulkInsert, Database, create_engine
+from sukverse_common.events.outbox import OUTBOX_COLUMNS, messaging_tables
+
+pytestmark = pytest.mark.real
+
+metadata = MetaData()
+tables = messaging_tables(metadata)
+INBOX_COLUMNS = ["consumer", "event_id", "event_type", "handled_at"]
+
+
+@pytest.fixture
+async def url(new_database: Callable[[], Any]) -> str:
+    return "postgresql+asyncpg://" + str(await new_database()).removeprefix("postgresql://")
+
+
+@pytest.fixture
+async def database(url: str) -> AsyncIterator[Database]:
+    database = Database(create_engine(url))
+    async with database.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield database
+    await database.dispose()
+
+
+NOW = datetime.now(UTC)
+
+
+def outbox_row(payload: str, *, topic: str = "sukverse.auth") -> tuple[object, ...]:
+    return (uuid.uuid4(), topic, "user", "u-1", "io.sukverse.auth.x.v1", payload, NOW)
+
+
+async def test_a_bulk_insert_keeps_the_rows_order_and_the_json_text(database: Database) -> None:
+    rows = [outbox_row(f'{{"n": {n}, "name": "Ødegård"}}') for n in range(300)]
+    async with database.sessions() as session, session.begin():
+        await BulkInsert(tables.outbox, OUTBOX_COLUMNS).execute(session, rows)
+    async with database.sessions() as session:
+        stored = (await session.execute(select(tables.outbox).order_by(tables.outbox.c.id))).all()
+    assert [row.event_id for row in stored] == [row[0] for row in rows]
+    assert [row.payload for row in stored] == [{"n": n, "name": "Ødegård"} for n in range(300)]
+    assert {row.created_at for row in stored} == {NOW}
+
+
+async def test_a_bulk_insert_refuses_a_string_too_long_for_its_column_and_writes_nothing(
+    database: Database,
+) -> None:
+    rows = [outbox_row("{}"), outbox_row("{}", topic="t" * 201)]
+    with pytest.raises(DBAPIError, match="too long"):
+        async with database.sessions() as session, session.begin():
+            await BulkInsert(tables.outbox, OUTBOX_COLUMNS).execute(session, rows)
+    async with database.sessions() as session:
+        assert (await session.execute(select(tables.outbox))).all() == []
+
+
+async def test_a_bulk_insert_of_new_keys_returns_only_those_it_inserted(
+    database: Database,
+) -> None:
+    inbox = BulkInsert(tables.inbox, INBOX_COLUMNS)
+    now, ids = datetime.now(UTC), [uuid.uuid4() for _ in range(3)]
+    async with database.sessions() as session, session.begin():
+        first = await inbox.execute_new(
+            session, [("c", ids[0], "t", now), ("c", ids[1], "t", now)], returning="event_id"
+        )
+        again = await inbox.execute_new(
+            session,
+            [("c", ids[1], "t", now), ("c", ids[2], "t", now), ("other", ids[1], "t", now)],
+            returning="event_id",
+        )
+        assert await inbox.execute_new(session, [], returning="event_id") == []
+    assert first == ids[:2]
+    assert sorted(again) == sorted([ids[2], ids[1]])  # ids[1] is new for "other" only
+
+
+async def _backend(database: Database) -> int:
+    async with database.sessions() as session:
+        pid: int = await session.scalar(text("SELECT pg_backend_pid()"))
+    return pid
+
+
+async def _terminate(url: str, pid: int) -> None:
+    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+
+
+async def test_a_connection_idle_past_the_window_is_checked_and_replaced_when_dead(
+    database: Database, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    pid = await _backend(database)
+    await _terminate(url, pid)
+    assert await _backend(database) != pid  # no error: the ping found it dead
+
+
+async def test_a_connection_used_within_the_window_goes_out_unchecked_and_the_pool_recovers(
+    database: Database, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    pid = await _backend(database)
+    await _terminate(url, pid)
+    with pytest.raises(DBAPIError) as failed:
+        await _backend(database)
+    assert failed.value.connection_invalidated
+    assert await _backend(database) != pid
