@@ -1,4 +1,5 @@
-"""The outbox relay, the idempotent inbox and the dead-letter path, on SQLite."""
+"""The outbox relay, the idempotent inbox and the dead-letter path, on SQLite and on
+PostgreSQL (the `real` tier)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,23 @@ greetings = Table(
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
+async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
+    """For what only SQLite does."""
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'events.db'}")
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield Database(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def database(database_url: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """A SQLite file (embedded tier) or a new PostgreSQL database (real tier)."""
+    if database_url:
+        url = "postgresql+asyncpg://" + database_url.removeprefix("postgresql://")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
+    engine = create_engine(url)
     async with engine.begin() as conn:  # a scratch schema for this kit test only
         await conn.run_sync(metadata.create_all)
     yield Database(engine)
@@ -197,10 +213,10 @@ async def test_a_batch_is_applied_in_order_once_even_with_an_event_repeated_in_i
 
 
 async def test_an_event_another_member_records_meanwhile_is_not_applied_twice(
-    database: Database, monkeypatch: pytest.MonkeyPatch
+    sqlite_database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A rebalance can hand one event to two members of a group at once: the one that
-    records it second fails on the inbox key, retries, and finds it handled."""
+    """A rebalance can hand one event to two members of a group at once: on SQLite the one
+    that records it second fails on the inbox key, retries, and finds it handled."""
     consumer, applied = EventConsumer("greeter"), []
 
     @consumer.on(UserRegistered)
@@ -208,7 +224,7 @@ async def test_an_event_another_member_records_meanwhile_is_not_applied_twice(
         applied.append(data.email)
         await ctx.session.execute(greetings.insert().values(email=data.email))
 
-    ours, theirs = (make_dispatcher(database, InMemoryBus(), consumer) for _ in range(2))
+    ours, theirs = (make_dispatcher(sqlite_database, InMemoryBus(), consumer) for _ in range(2))
     first, second = (
         CloudEvent.wrap(registered(f"{name}@example.com"), subject=name) for name in ("a", "b")
     )
@@ -224,7 +240,7 @@ async def test_an_event_another_member_records_meanwhile_is_not_applied_twice(
     monkeypatch.setattr(ours._rows, "execute", record_after_the_other_member)
     await ours.handle([first, second])
     assert applied == ["b@example.com", "a@example.com"]
-    async with database.sessions() as session:
+    async with sqlite_database.sessions() as session:
         assert sorted((await session.scalars(select(greetings.c.email))).all()) == [
             "a@example.com",
             "b@example.com",

@@ -1,8 +1,9 @@
-"""The common kit's PostgreSQL side: bulk inserts by column arrays, and pooled connections
-checked only after sitting idle."""
+"""The common kit's PostgreSQL side: bulk inserts by column arrays, pooled connections
+checked only after sitting idle, and relays claiming rows side by side."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -10,12 +11,16 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import MetaData, select, text
+from sqlalchemy import MetaData, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from sukverse_common import db
 from sukverse_common.db import BulkInsert, Database, create_engine
-from sukverse_common.events.outbox import OUTBOX_COLUMNS, messaging_tables
+from sukverse_common.events.bus import InMemoryBus, each
+from sukverse_common.events.contracts import UserRegistered
+from sukverse_common.events.envelope import CloudEvent
+from sukverse_common.events.outbox import OUTBOX_COLUMNS, Outbox, OutboxRelay, messaging_tables
+from sukverse_common.metrics import Metrics
 
 pytestmark = pytest.mark.real
 
@@ -43,6 +48,12 @@ NOW = datetime.now(UTC)
 
 def outbox_row(payload: str, *, topic: str = "sukverse.auth") -> tuple[object, ...]:
     return (uuid.uuid4(), topic, "user", "u-1", "io.sukverse.auth.x.v1", payload, NOW)
+
+
+def registered(email: str) -> UserRegistered:
+    return UserRegistered(
+        user_id=uuid.uuid4(), email=email, full_name="X", roles=["student"], registered_at=NOW
+    )
 
 
 async def test_a_bulk_insert_keeps_the_rows_order_and_the_json_text(database: Database) -> None:
@@ -119,3 +130,38 @@ async def test_a_connection_used_within_the_window_goes_out_unchecked_and_the_po
         await _backend(database)
     assert failed.value.connection_invalidated
     assert await _backend(database) != pid
+
+
+async def test_relays_draining_at_once_publish_every_event_once_in_commit_order(
+    database: Database,
+) -> None:
+    bus, outbox, seen = InMemoryBus(), Outbox(tables.outbox), []
+
+    async def record(event: CloudEvent) -> None:
+        seen.append(event.id)
+
+    bus.subscribe("test", ["sukverse.auth"], each(record))
+    await bus.start()
+    committed = []
+    for batch in range(6):
+        async with database.sessions() as session, session.begin():
+            events = [(registered(f"{batch}-{n}@example.com"), f"u{n}") for n in range(150)]
+            committed += [event.id for event in await outbox.add_many(session, events)]
+    relays = [
+        OutboxRelay(
+            outbox=outbox,
+            database=database,
+            bus=bus,
+            metrics=Metrics("test"),
+            poll_seconds=1,
+            batch_size=100,
+        )
+        for _ in range(3)
+    ]
+    drained = await asyncio.gather(*(relay.drain() for relay in relays))
+    drained.append(await relays[0].drain())  # what a relay that found the lock taken left
+    assert sum(drained) == len(committed) == 900
+    assert seen == committed
+    async with database.sessions() as session:
+        unpublished = select(func.count()).where(tables.outbox.c.published_at.is_(None))
+        assert await session.scalar(unpublished) == 0

@@ -31,6 +31,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sukverse_common.db import BulkInsert, Database, UtcDateTime
@@ -210,30 +211,18 @@ class OutboxRelay:
             async with self.database.sessions() as session, session.begin():
                 if not await self._lead(session):
                     break
-                rows = (
-                    await session.execute(
-                        select(
-                            table.c.id,
-                            table.c.topic,
-                            table.c.aggregate_id,
-                            cast(table.c.payload, Text).label("payload"),
-                        )
-                        .where(table.c.published_at.is_(None))
-                        .order_by(table.c.id)
-                        .limit(self.batch_size)
-                        .with_for_update(skip_locked=True)
-                    )
-                ).all()
+                rows = await self._claim(session)
                 if not rows:
                     break
                 await self.bus.publish(
                     [Message.from_json(row.topic, row.aggregate_id, row.payload) for row in rows]
                 )
-                await session.execute(
-                    update(table)
-                    .where(self._claimed([row.id for row in rows]))
-                    .values(published_at=datetime.now(UTC))
-                )
+                if self.database.dialect == "sqlite":
+                    await session.execute(
+                        update(table)
+                        .where(self._claimed([row.id for row in rows]))
+                        .values(published_at=datetime.now(UTC))
+                    )
             for topic, count in Counter(row.topic for row in rows).items():
                 self.metrics.events_published.labels(self.metrics.service, topic).inc(count)
             published += len(rows)
@@ -245,17 +234,50 @@ class OutboxRelay:
             await self._observe_backlog()
         return published
 
+    async def _claim(self, session: AsyncSession) -> Sequence[Row[Any]]:
+        """The next batch of unpublished rows in id order, locked until the transaction
+        ends.
+
+        On PostgreSQL one statement claims them (`FOR UPDATE SKIP LOCKED`) and marks them
+        published, returning what to publish: if publishing fails, the rollback unmarks
+        them. On SQLite, which has no row locks and one writer at a time, they are read
+        here and marked once published."""
+        table = self.outbox.table
+        columns = (
+            table.c.id,
+            table.c.topic,
+            table.c.aggregate_id,
+            cast(table.c.payload, Text).label("payload"),
+        )
+        unpublished = table.c.published_at.is_(None)
+        if self.database.dialect != "postgresql":
+            statement = select(*columns).where(unpublished).order_by(table.c.id)
+            return (await session.execute(statement.limit(self.batch_size))).all()
+        claimed = (
+            select(table.c.id)
+            .where(unpublished)
+            .order_by(table.c.id)
+            .limit(self.batch_size)
+            .with_for_update(skip_locked=True)
+            .cte("claimed")
+            .prefix_with("MATERIALIZED")  # the claim runs once, before the update
+        )
+        marked = (
+            update(table)
+            .where(table.c.id == claimed.c.id)
+            .values(published_at=datetime.now(UTC))
+            .returning(*columns)
+        )
+        return sorted((await session.execute(marked)).all(), key=lambda row: row.id)
+
     def _claimed(self, ids: list[int]) -> ColumnElement[bool]:
-        """The rows a drain read (their ids, in order), to mark published.
+        """SQLite: the rows a drain read (their ids, in order), to mark published.
 
         SQLite takes one writer at a time, so ids are given in commit order: the rows read
         are all the unpublished ones from the first id to the last, and the range says so
-        in one comparison instead of a parameter per row. On PostgreSQL a transaction that
-        commits later can hold a lower id, so the ids are listed."""
+        in one comparison instead of a parameter per row."""
         table = self.outbox.table
-        if self.database.dialect == "sqlite":
-            return table.c.id.between(ids[0], ids[-1]) & table.c.published_at.is_(None)
-        return table.c.id.in_(ids)
+        return table.c.id.between(ids[0], ids[-1]) & table.c.published_at.is_(None)
 
     async def _lead(self, session: AsyncSession) -> bool:
         """One relay per database at a time, so events leave in commit order per key even
