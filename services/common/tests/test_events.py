@@ -18,7 +18,7 @@ from sukverse_common.app import freeze_startup_objects
 from sukverse_common.db import Database, create_engine
 from sukverse_common.events.bus import InMemoryBus, Message, each
 from sukverse_common.events.contracts import EventData, UserRegistered, UserRolesChanged
-from sukverse_common.events.envelope import CloudEvent
+from sukverse_common.events.envelope import CloudEvent, new_ids
 from sukverse_common.events.inbox import EventConsumer, EventContext, InboxDispatcher
 from sukverse_common.events.outbox import Outbox, OutboxRelay, messaging_tables
 from sukverse_common.metrics import Metrics
@@ -355,6 +355,20 @@ def test_a_wrapped_event_is_the_model_validation_would_make_and_serializes_once(
     assert parsed == wrapped and parsed.to_bytes() is raw
     assert wrapped.model_copy(update={"subject": "lee"}).subject == "lee"
     assert wrapped.subject == "kim"
+
+
+def test_ids_made_many_at_once_are_distinct_random_version_4_uuids() -> None:
+    ids = new_ids(1000)
+    assert len(set(ids)) == 1000 and new_ids(0) == []
+    assert {(i.version, i.variant) for i in ids} == {(4, uuid.RFC_4122)}
+    assert all(i == uuid.UUID(str(i)) for i in ids)
+    # Random in every bit but the six fixed ones: each of the 122 is set in some and clear
+    # in others (a false failure has odds below 2 ** -990).
+    ints = [i.int for i in ids]
+    fixed = (0xF << 76) | (0x3 << 62)
+    for bit in range(128):
+        if not fixed >> bit & 1:
+            assert 0 < sum(n >> bit & 1 for n in ints) < 1000
 
 
 def test_start_up_objects_are_left_out_of_garbage_collection() -> None:

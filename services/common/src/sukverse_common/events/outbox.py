@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sukverse_common.db import BulkInsert, Database, UtcDateTime
 from sukverse_common.events.bus import Bus, Message
 from sukverse_common.events.contracts import EventData
-from sukverse_common.events.envelope import CloudEvent
+from sukverse_common.events.envelope import CloudEvent, new_ids
 from sukverse_common.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -124,7 +124,10 @@ class Outbox:
         """Add events, each with its subject (the aggregate id), in one statement; they
         happen together, at one time."""
         now = datetime.now(UTC)
-        envelopes = [CloudEvent.wrap(data, subject=subject, time=now) for data, subject in events]
+        envelopes = [
+            CloudEvent.wrap(data, subject=subject, time=now, id=event_id)
+            for (data, subject), event_id in zip(events, new_ids(len(events)), strict=True)
+        ]
         if not envelopes:
             return envelopes
         topics: dict[type[EventData], str] = {}
