@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+import uuid
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from sukverse_common.events.kafka import partition_of
+from sukverse_common.events.kafka import partition_of, partitions_of
 
 # Utils.murmur2 results from the Java client's own tests (signed 32-bit values).
 JAVA_MURMUR2 = {
@@ -33,3 +34,16 @@ def test_every_key_length_lands_where_aiokafka_would_put_it() -> None:
             key = generator.randbytes(length)
             expected = DefaultPartitioner()(key, partitions, partitions)
             assert partition_of(key) % count == expected, (key, count)
+
+
+def test_many_keys_hashed_at_once_hash_as_each_alone() -> None:
+    generator = random.Random(11)
+    keys = [generator.randbytes(length) for length in range(70) for _ in range(9)]
+    keys += [str(uuid.UUID(int=generator.getrandbits(128))).encode() for _ in range(500)]
+    keys += list(JAVA_MURMUR2) * 8  # eight of each length: hashed side by side
+    generator.shuffle(keys)
+    assert partitions_of(keys) == [partition_of(key) for key in keys]
+    assert partitions_of([]) == []
+    assert [partitions_of([key] * 8)[0] for key in JAVA_MURMUR2] == [
+        murmur2 & 0x7FFFFFFF for murmur2 in JAVA_MURMUR2.values()
+    ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+import sys
+from array import array
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, NamedTuple, NoReturn
 
@@ -231,13 +233,13 @@ class KafkaBus:
         await self._create_topics({record.topic for record in records})
         by_partition: dict[tuple[str, int], list[_Record]] = {}
         partitions: dict[str, list[int]] = {}
+        # A record without a key (only a dead letter can be one) goes to the first.
+        hashes = iter(partitions_of([record.key for record in records if record.key is not None]))
         for record in records:
             if record.topic not in partitions:
                 partitions[record.topic] = sorted(await producer.partitions_for(record.topic))
             every = partitions[record.topic]
-            # A record without a key (only a dead letter can be one) goes to the first.
-            key = record.key
-            partition = every[0 if key is None else partition_of(key) % len(every)]
+            partition = every[0 if record.key is None else next(hashes) % len(every)]
             by_partition.setdefault((record.topic, partition), []).append(record)
         futures: list[asyncio.Future[Any]] = []
         for (topic, partition), batch_records in by_partition.items():
@@ -471,6 +473,55 @@ def partition_of(key: bytes) -> int:
     h = (h * _MURMUR_M) & _M32
     h ^= h >> 15
     return h & 0x7FFFFFFF
+
+
+# Fewer keys of one length than this are hashed one by one: packing them costs more.
+_LANES_FROM = 8
+_LANE = b"\x01" + b"\x00" * 7
+
+
+def partitions_of(keys: Sequence[bytes]) -> list[int]:
+    """`partition_of` of many keys at once, a few times faster per key than one by one.
+
+    Keys of one length are hashed side by side: each key is a 64-bit lane of one Python
+    integer, so every step of murmur2 is one multiplication, shift, mask or exclusive-or
+    over all of them. A lane holds a 32-bit value, so a product by the 32-bit constant
+    fits in it and no carry reaches the next lane, and the mask clears what a right
+    shift brings over from it."""
+    hashes = [0] * len(keys)
+    by_length: dict[int, list[int]] = {}
+    for index, key in enumerate(keys):
+        by_length.setdefault(len(key), []).append(index)
+    for length, indices in by_length.items():
+        if len(indices) < _LANES_FROM:
+            for index in indices:
+                hashes[index] = partition_of(keys[index])
+            continue
+        group = [keys[index] for index in indices]
+        lanes = int.from_bytes(_LANE * len(group), "little")
+        m32 = lanes * _M32
+        h = lanes * (_MURMUR_SEED ^ length)
+        words = length >> 2
+        if words:
+            body = array("I", b"".join(key[: words << 2] for key in group))
+            if sys.byteorder != "little":
+                body.byteswap()
+            for word in range(words):  # the word-th 4 bytes of every key, a lane each
+                k = int.from_bytes(array("Q", body[word::words]).tobytes(), "little")
+                k = (k * _MURMUR_M) & m32
+                k ^= (k >> 24) & m32
+                h = ((h * _MURMUR_M) ^ (k * _MURMUR_M)) & m32
+        if length & 3:
+            pad = b"\x00" * (8 - (length & 3))
+            tail = int.from_bytes(b"".join(key[words << 2 :] + pad for key in group), "little")
+            h = ((h ^ tail) * _MURMUR_M) & m32
+        h ^= (h >> 13) & m32
+        h = (h * _MURMUR_M) & m32
+        h ^= (h >> 15) & m32
+        values = array("Q", h.to_bytes(8 * len(group), "little"))
+        for index, value in zip(indices, values, strict=True):
+            hashes[index] = value & 0x7FFFFFFF
+    return hashes
 
 
 async def _settled(call: Awaitable[None], grace_seconds: float) -> None:
