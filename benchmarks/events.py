@@ -391,7 +391,7 @@ class Round:
 def median(rounds: list[Round]) -> tuple[Round, str]:
     """The round with the median ratio, and the span of the ratios."""
     ordered = sorted(rounds, key=lambda r: r.ratio)
-    return ordered[len(ordered) // 2], f"{ordered[0].ratio:.0%} to {ordered[-1].ratio:.0%}"
+    return ordered[len(ordered) // 2], f"{ordered[0].ratio:.1%} to {ordered[-1].ratio:.1%}"
 
 
 def run() -> list[Row]:
@@ -431,7 +431,7 @@ def run() -> list[Row]:
             f"{sqlite.through:.0f}",
             f"raw aiokafka produce-and-consume loop {sqlite.raw:.0f} events/s; the median of "
             f"{ROUNDS} rounds, whose ratios spanned {spread}",
-            f"{sqlite.ratio:.0%}",
+            f"{sqlite.ratio:.1%}",
             ">= 30%",
             sqlite.ratio >= 0.30,
         ),
@@ -440,7 +440,7 @@ def run() -> list[Row]:
             f"{postgres.through:.0f}",
             f"raw aiokafka produce-and-consume loop {postgres.raw:.0f} events/s; the median "
             f"of {ROUNDS} rounds, whose ratios spanned {pg_spread}",
-            f"{postgres.ratio:.0%}",
+            f"{postgres.ratio:.1%}",
             ">= 30%",
             postgres.ratio >= 0.30,
         ),
