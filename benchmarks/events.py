@@ -84,18 +84,17 @@ class Databases:
 def sqlite_databases(name: str) -> Databases:
     """Embedded-style SQLite files, one per side."""
     return Databases(
-        producer=f"sqlite+aiosqlite:///{Path(name).with_suffix('.producer.db')}",
-        consumer=f"sqlite+aiosqlite:///{Path(name).with_suffix('.consumer.db')}",
+        producer=f"sqlite:///{Path(name).with_suffix('.producer.db')}",
+        consumer=f"sqlite:///{Path(name).with_suffix('.consumer.db')}",
     )
 
 
 async def postgres_databases(dsn: str, name: str) -> Databases:
     """Two new databases on the PostgreSQL server, as a cluster gives each service its own."""
     tag = Path(name).name
-    urls = [await create_database(dsn, f"{tag}_{side}") for side in ("producer", "consumer")]
-    producer, consumer = (
-        "postgresql+asyncpg://" + url.removeprefix("postgresql://") for url in urls
-    )
+    producer, consumer = [
+        await create_database(dsn, f"{tag}_{side}") for side in ("producer", "consumer")
+    ]
     return Databases(producer=producer, consumer=consumer)
 
 

@@ -30,28 +30,26 @@ greetings = Table(
 )
 
 
-@pytest.fixture
-async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
-    """For what only SQLite does."""
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'events.db'}")
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    yield Database(engine)
-    await engine.dispose()
-
-
-@pytest.fixture
-async def database(database_url: str, tmp_path: Path) -> AsyncIterator[Database]:
-    """A SQLite file (embedded tier) or a new PostgreSQL database (real tier)."""
-    if database_url:
-        url = "postgresql+asyncpg://" + database_url.removeprefix("postgresql://")
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
+async def scratch_database(url: str) -> AsyncIterator[Database]:
     engine = create_engine(url)
     async with engine.begin() as conn:  # a scratch schema for this kit test only
         await conn.run_sync(metadata.create_all)
     yield Database(engine)
     await engine.dispose()
+
+
+@pytest.fixture
+async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
+    """For what only SQLite does."""
+    async for database in scratch_database(f"sqlite:///{tmp_path / 'events.db'}"):
+        yield database
+
+
+@pytest.fixture
+async def database(database_url: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """A SQLite file (embedded tier) or a new PostgreSQL database (real tier)."""
+    async for database in scratch_database(database_url or f"sqlite:///{tmp_path / 'events.db'}"):
+        yield database
 
 
 def registered(email: str) -> UserRegistered:

@@ -31,7 +31,7 @@ INBOX_COLUMNS = ["consumer", "event_id", "event_type", "handled_at"]
 
 @pytest.fixture
 async def url(new_database: Callable[[], Any]) -> str:
-    return "postgresql+asyncpg://" + str(await new_database()).removeprefix("postgresql://")
+    return str(await new_database())
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ async def _backend(database: Database) -> int:
 
 
 async def _terminate(url: str, pid: int) -> None:
-    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    admin = await asyncpg.connect(url)
     try:
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
     finally:

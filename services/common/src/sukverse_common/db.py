@@ -325,7 +325,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.close()
 
 
+def async_driver_url(url: str) -> str:
+    """The URL with the async driver this kit runs on: the plain `postgresql://` URI that
+    CloudNativePG puts in its Secret (and hack/ prints) takes asyncpg, `sqlite://` aiosqlite."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+asyncpg://" + url.removeprefix(plain)
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+    return url
+
+
 def create_engine(url: str, *, pool_size: int = 10, metrics: Metrics | None = None) -> AsyncEngine:
+    url = async_driver_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:

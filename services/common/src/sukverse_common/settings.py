@@ -15,6 +15,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from sukverse_common.db import async_driver_url
+
 ENV_PREFIX = "SUKVERSE_"
 
 
@@ -85,12 +87,7 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _async_driver(cls, url: str) -> str:
         """Accept the plain `postgresql://` URI that CloudNativePG puts in its Secret."""
-        for plain in ("postgresql://", "postgres://"):
-            if url.startswith(plain):
-                return "postgresql+asyncpg://" + url.removeprefix(plain)
-        if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
-            return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
-        return url
+        return async_driver_url(url)
 
     @model_validator(mode="after")
     def _kafka_needs_brokers(self) -> Self:
