@@ -4,6 +4,7 @@ checked only after sitting idle, and relays claiming rows side by side."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -67,10 +68,43 @@ async def test_a_bulk_insert_keeps_the_rows_order_and_the_json_text(database: Da
     assert {row.created_at for row in stored} == {NOW}
 
 
-async def test_a_bulk_insert_refuses_a_string_too_long_for_its_column_and_writes_nothing(
-    database: Database,
+@pytest.mark.parametrize(
+    "rows",
+    [
+        pytest.param([outbox_row('{"n": 1}')], id="one row"),
+        pytest.param([outbox_row('{"n": 1}')] * 3, id="equal rows"),
+        pytest.param(
+            [outbox_row("{}", topic="".join(["sukverse.", "auth"])) for _ in range(3)],
+            id="equal values that are not one object",
+        ),
+        pytest.param(
+            [(uuid.uuid4(), "t", "user", "u", "e", "{}", NOW, None) for _ in range(3)],
+            id="a column of nulls",
+        ),
+    ],
+)
+async def test_a_bulk_insert_writes_every_row_when_columns_hold_one_value(
+    database: Database, rows: list[tuple[object, ...]]
 ) -> None:
-    rows = [outbox_row("{}"), outbox_row("{}", topic="t" * 201)]
+    columns = (
+        OUTBOX_COLUMNS if len(rows[0]) == len(OUTBOX_COLUMNS) else [*OUTBOX_COLUMNS, "published_at"]
+    )
+    async with database.sessions() as session, session.begin():
+        await BulkInsert(tables.outbox, columns).execute(session, rows)
+    async with database.sessions() as session:
+        stored = (await session.execute(select(tables.outbox).order_by(tables.outbox.c.id))).all()
+    assert [tuple(getattr(row, name) for name in columns) for row in stored] == [
+        (*row[:5], json.loads(str(row[5])), *row[6:]) for row in rows
+    ]
+
+
+@pytest.mark.parametrize("varied", [True, False], ids=["among others", "in every row"])
+async def test_a_bulk_insert_refuses_a_string_too_long_for_its_column_and_writes_nothing(
+    database: Database, varied: bool
+) -> None:
+    rows = [outbox_row("{}", topic="t" * 201), outbox_row("{}", topic="t" * 201)]
+    if varied:
+        rows[0] = outbox_row("{}")
     with pytest.raises(DBAPIError, match="too long"):
         async with database.sessions() as session, session.begin():
             await BulkInsert(tables.outbox, OUTBOX_COLUMNS).execute(session, rows)

@@ -7,6 +7,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -101,18 +102,20 @@ class BulkInsert:
 
     On SQLite the rows go to the driver in one executemany (a C loop over one prepared
     statement). On PostgreSQL they go as one statement with an array per column,
-    `INSERT ... SELECT * FROM unnest($1::uuid[], ...)`: one message and one execution on
+    `INSERT ... SELECT ... FROM unnest($1::uuid[], ...)`: one message and one execution on
     the server, where asyncpg's executemany runs the statement once per row and
-    SQLAlchemy's multi-row VALUES binds a parameter per value. Either way the columns'
-    bind processing is applied by column, a value repeated down a column (a batch's
-    timestamp) once: SQLAlchemy's per-row parameter dictionaries cost more than the
-    database's own insert.
+    SQLAlchemy's multi-row VALUES binds a parameter per value. A column that holds one
+    value all the way down (a batch's timestamp, its consumer, its event type) is bound
+    once, as a scalar: the driver encodes each array element in turn, and for the event
+    tables that is most of the client's work. Either way the columns' bind processing is
+    applied by column, and to such a value once: SQLAlchemy's per-row parameter
+    dictionaries cost more than the database's own insert.
     """
 
     def __init__(self, table: Table, columns: Sequence[str]) -> None:
         self.table = table
         self.columns = list(columns)
-        self._compiled: dict[str, tuple[str, list[int], list[tuple[int, BindProcessor]]]] = {}
+        self._compiled: dict[tuple[str, str, frozenset[int]], _CompiledInsert] = {}
 
     async def execute(self, session: AsyncSession, rows: Sequence[Sequence[Any]]) -> None:
         """Insert `rows`, each a sequence of values in the order of `columns`."""
@@ -134,65 +137,101 @@ class BulkInsert:
     ) -> Any:
         connection = await session.connection()
         dialect = connection.dialect
-        key = f"{dialect.name}:{returning}"
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+        postgres = dialect.name == "postgresql"
+        # Equal all the way down: `count` compares in C, by identity first.
+        single = frozenset(
+            index
+            for index, column in enumerate(columns)
+            if postgres and column.count(column[0]) == len(column)
+        )
+        if len(single) == len(columns) and len(rows) > 1:
+            single -= {0}  # equal rows are still so many rows: one array says how many
+        key = (dialect.name, returning, single)
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._compiled[key] = self._compile(dialect, returning)
-        sql, order, processors = compiled
-        columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
-        for index, process in processors:
+            compiled = self._compiled[key] = self._compile(dialect, returning, single)
+        parameters: list[Any] = []
+        for index in compiled.order:
+            process = compiled.processors.get(index)
+            if index in single:
+                value = columns[index][0]
+                parameters.append(value if process is None else process(value))
+                continue
             column = columns[index]
-            first = column[0]
-            if all(value is first for value in column):  # a batch's one timestamp
-                columns[index] = [process(first)] * len(column)
-            else:
-                columns[index] = [process(value) for value in column]
-        if dialect.name == "postgresql":
-            return await connection.exec_driver_sql(sql, tuple(columns))
-        parameters = list(zip(*[columns[index] for index in order], strict=True))
-        return await connection.exec_driver_sql(sql, parameters)
+            if process is not None:
+                first = column[0]
+                if all(value is first for value in column):  # a batch's one timestamp
+                    column = [process(first)] * len(column)
+                else:
+                    column = [process(value) for value in column]
+            parameters.append(column)
+        if postgres:
+            return await connection.exec_driver_sql(compiled.sql, tuple(parameters))
+        return await connection.exec_driver_sql(compiled.sql, list(zip(*parameters, strict=True)))
 
-    def _compile(
-        self, dialect: Dialect, returning: str
-    ) -> tuple[str, list[int], list[tuple[int, BindProcessor]]]:
-        processors: list[tuple[int, BindProcessor]] = []
+    def _compile(self, dialect: Dialect, returning: str, single: frozenset[int]) -> _CompiledInsert:
+        processors: dict[int, BindProcessor] = {}
         for index, name in enumerate(self.columns):
             process = self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
             if process is not None:
-                processors.append((index, process))
+                processors[index] = process
         if dialect.name == "postgresql":
-            return self._unnest_sql(dialect, returning), [], processors
+            sql, order = self._unnest_sql(dialect, returning, single)
+            return _CompiledInsert(sql, order, processors)
         if returning:
             raise ValueError("execute_new is for PostgreSQL: SQLite's executemany returns no rows")
         statement = insert(self.table).values({name: bindparam(name) for name in self.columns})
         compiled = statement.compile(dialect=dialect)
         # The driver's placeholders come in the compiled order, not necessarily ours.
         order = [self.columns.index(name) for name in compiled.positiontup or []]
-        return compiled.string, order, processors
+        return _CompiledInsert(compiled.string, order, processors)
 
-    def _unnest_sql(self, dialect: Dialect, returning: str) -> str:
+    def _unnest_sql(
+        self, dialect: Dialect, returning: str, single: frozenset[int]
+    ) -> tuple[str, list[int]]:
+        """The statement, and the columns in the order of its parameters: the arrays, then
+        the values bound once."""
         quote = dialect.identifier_preparer.quote
-        arrays = []
-        for number, name in enumerate(self.columns, start=1):
+        order = [i for i in range(len(self.columns)) if i not in single] + sorted(single)
+        number = {index: at for at, index in enumerate(order, start=1)}
+        selected, arrays = [], []
+        for index, name in enumerate(self.columns):
             column_type = self.table.c[name].type.dialect_impl(dialect)
-            # Strings go as varchar[] without a length: the insert's own assignment then
+            to_column = ""  # a cast from the type bound to the column's, where they differ
+            # Strings go as varchar without a length: the insert's own assignment then
             # refuses a value too long, where a cast to varchar(n) would cut it short.
             if isinstance(column_type, String):
-                sql_type = "VARCHAR[]"
+                sql_type = "VARCHAR"
             elif isinstance(column_type, JSON):  # JSON text, as SQLAlchemy binds it
-                sql_type = f"TEXT[]::{column_type.compile(dialect=dialect)}[]"
+                sql_type, to_column = "TEXT", f"::{column_type.compile(dialect=dialect)}"
             else:
-                sql_type = f"{column_type.compile(dialect=dialect)}[]"
-            arrays.append(f"${number}::{sql_type}")
+                sql_type = column_type.compile(dialect=dialect)
+            if index in single:
+                selected.append(f"${number[index]}::{sql_type}{to_column}")
+            else:
+                selected.append(f"{quote(f'u{index}')}{to_column}")
+                arrays.append(f"${number[index]}::{sql_type}[]")
+        aliases = ", ".join(quote(f"u{index}") for index in order[: len(arrays)])
+        source = f" FROM unnest({', '.join(arrays)}) AS u({aliases})" if arrays else ""
         names = ", ".join(quote(name) for name in self.columns)
         # Identifiers from the table's metadata, quoted; every value is a parameter.
         sql = (
-            f"INSERT INTO {dialect.identifier_preparer.format_table(self.table)} ({names}) "  # noqa: S608
-            f"SELECT * FROM unnest({', '.join(arrays)})"
+            f"INSERT INTO {dialect.identifier_preparer.format_table(self.table)} ({names}) "
+            f"SELECT {', '.join(selected)}{source}"
         )
         if returning:
             sql += f" ON CONFLICT DO NOTHING RETURNING {quote(returning)}"
-        return sql
+        return sql, order
+
+
+@dataclass(frozen=True)
+class _CompiledInsert:
+    """A BulkInsert statement for one dialect and one shape of batch."""
+
+    sql: str
+    order: list[int]  # the columns, by index, in the order of the statement's parameters
+    processors: dict[int, BindProcessor]
 
 
 class StaleSchemaError(RuntimeError):
