@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import ClassVar
@@ -17,15 +18,19 @@ class EventData(BaseModel):
     event_type: ClassVar[str]
     aggregate_type: ClassVar[str]
 
+    # Cached per contract: they are read for every event written to an outbox.
     @classmethod
+    @functools.cache
     def service(cls) -> str:
         return cls.event_type.split(".")[2]
 
     @classmethod
+    @functools.cache
     def source(cls) -> str:
         return f"/sukverse/{cls.service()}"
 
     @classmethod
+    @functools.cache
     def topic(cls) -> str:
         return topic_of(cls.service())
 

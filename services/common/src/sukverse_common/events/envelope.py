@@ -42,7 +42,8 @@ class CloudEvent(BaseModel):
         time: datetime | None = None,
         id: uuid.UUID | None = None,  # the CloudEvents attribute
     ) -> CloudEvent:
-        """The envelope of a contract's data; the data was validated by its contract.
+        """The envelope of a contract's data, serialized at once, as it is made to be sent;
+        the data was validated by its contract.
 
         `time` is when it happened (UTC, now by default): one outbox write's events share it.
         `id` is a new random UUID by default (`new_ids` makes many at once)."""
@@ -66,6 +67,7 @@ class CloudEvent(BaseModel):
         object.__setattr__(event, "__pydantic_fields_set__", set(_FIELDS))
         object.__setattr__(event, "__pydantic_extra__", {})
         object.__setattr__(event, "__pydantic_private__", None)
+        object.__setattr__(event, "_raw", cls.__pydantic_serializer__.to_json(event))
         return event
 
     @classmethod
