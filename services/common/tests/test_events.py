@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -355,15 +356,20 @@ def test_a_wrapped_event_is_the_model_validation_would_make_and_serializes_once(
     assert wrapped.subject == "kim"
 
 
-def test_ids_made_many_at_once_are_distinct_random_version_4_uuids() -> None:
+def test_ids_made_many_at_once_are_distinct_time_ordered_version_7_uuids() -> None:
+    before = time.time_ns() // 1_000_000
     ids = new_ids(1000)
+    after = time.time_ns() // 1_000_000
     assert len(set(ids)) == 1000 and new_ids(0) == []
-    assert {(i.version, i.variant) for i in ids} == {(4, uuid.RFC_4122)}
+    assert {(i.version, i.variant) for i in ids} == {(7, uuid.RFC_4122)}
     assert all(i == uuid.UUID(str(i)) for i in ids)
-    # Random in every bit but the six fixed ones: each of the 122 is set in some and clear
-    # in others (a false failure has odds below 2 ** -990).
+    assert all(before <= i.int >> 80 <= after for i in ids)  # the milliseconds they were made
+    time.sleep(0.002)
+    assert max(ids) < min(new_ids(10))  # later ids sort after
+    # Random in every bit but the time and the six fixed ones: each of the 74 is set in
+    # some and clear in others (a false failure has odds below 2 ** -990).
     ints = [i.int for i in ids]
-    fixed = (0xF << 76) | (0x3 << 62)
+    fixed = (0xFFFF_FFFF_FFFF << 80) | (0xF << 76) | (0x3 << 62)
     for bit in range(128):
         if not fixed >> bit & 1:
             assert 0 < sum(n >> bit & 1 for n in ints) < 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time as clock
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,7 +26,7 @@ class CloudEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
     specversion: Literal["1.0"] = "1.0"
-    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    id: uuid.UUID = Field(default_factory=lambda: new_ids(1)[0])
     source: str
     type: str
     subject: str
@@ -46,7 +47,7 @@ class CloudEvent(BaseModel):
         the data was validated by its contract.
 
         `time` is when it happened (UTC, now by default): one outbox write's events share it.
-        `id` is a new random UUID by default (`new_ids` makes many at once)."""
+        `id` is a new one by default (`new_ids` makes many at once)."""
         # What model_construct does, without inspecting every field on each call: every
         # value is given, and valid by construction.
         event = cls.__new__(cls)
@@ -55,7 +56,7 @@ class CloudEvent(BaseModel):
             "__dict__",
             {
                 "specversion": "1.0",
-                "id": uuid.uuid4() if id is None else id,
+                "id": new_ids(1)[0] if id is None else id,
                 "source": data.source(),
                 "type": data.event_type,
                 "subject": subject,
@@ -90,11 +91,20 @@ class CloudEvent(BaseModel):
 
 
 def new_ids(count: int) -> list[uuid.UUID]:
-    """`count` random (version 4) UUIDs, as `uuid.uuid4` makes them, from one read of the
-    system's random source instead of a system call each."""
-    random = os.urandom(16 * count)
-    return [uuid.UUID(bytes=random[at : at + 16], version=4) for at in range(0, 16 * count, 16)]
+    """`count` time-ordered UUIDs (version 7, RFC 9562): the Unix time in milliseconds, then
+    74 random bits, from one read of the system's random source.
+
+    Ids that begin with the time keep every consumer's inbox key growing at its end, where
+    random ones would land all over an index that holds days of events."""
+    fixed = (clock.time_ns() // 1_000_000) << 80 | 7 << 76 | 2 << 62  # time, version, variant
+    random = os.urandom(10 * count)
+    ids = []
+    for at in range(0, 10 * count, 10):
+        bits = int.from_bytes(random[at : at + 10])  # 80: 12 for rand_a, 62 for rand_b
+        ids.append(uuid.UUID(int=fixed | (bits >> 68) << 64 | bits & _RAND_B))
+    return ids
 
 
+_RAND_B = (1 << 62) - 1
 _FIELDS = frozenset(CloudEvent.model_fields)
 _RAW = CloudEvent.__dict__["_raw"]
