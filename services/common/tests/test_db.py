@@ -1,14 +1,18 @@
-"""The UTC timestamp type: SQLite's stored text is what SQLAlchemy's own DATETIME writes."""
+"""The UTC timestamp type: SQLite's stored text is what SQLAlchemy's own DATETIME writes;
+and what a unit of work runs once it commits."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, text
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from sukverse_common.db import UtcDateTime
+from sukverse_common.db import Database, UtcDateTime, after_commit, create_engine
 
 DIALECT = sqlite.dialect()
 
@@ -35,3 +39,46 @@ def test_a_naive_timestamp_is_refused() -> None:
     assert process is not None
     with pytest.raises(ValueError, match="naive"):
         process(datetime(2026, 11, 25))
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    yield database
+    await database.dispose()
+
+
+async def test_after_commit_runs_each_callback_once_in_order_when_the_transaction_commits(
+    database: Database,
+) -> None:
+    calls: list[str] = []
+    first, second = (lambda: calls.append("first")), (lambda: calls.append("second"))
+    async with database.sessions() as session:
+        async with session.begin():
+            await session.execute(text("SELECT 1"))
+            after_commit(session, first)
+            after_commit(session, second)
+            after_commit(session, first)
+            assert calls == []
+        assert calls == ["first", "second"]
+        async with session.begin():  # the next transaction of the session starts afresh
+            await session.execute(text("SELECT 1"))
+        assert calls == ["first", "second"]
+
+
+async def test_after_commit_never_runs_for_a_rolled_back_transaction(database: Database) -> None:
+    calls: list[str] = []
+    async with database.sessions() as session:
+        transaction = await session.begin()
+        await session.execute(text("SELECT 1"))
+        after_commit(session, lambda: calls.append("rolled back"))
+        await transaction.rollback()
+        async with session.begin():
+            await session.execute(text("SELECT 1"))
+    assert calls == []
+
+
+async def test_after_commit_refuses_a_session_that_would_never_run_it(database: Database) -> None:
+    async with AsyncSession(database.engine) as session:
+        with pytest.raises(TypeError, match=r"Database\.sessions"):
+            after_commit(session, lambda: None)

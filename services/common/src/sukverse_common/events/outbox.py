@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import zlib
 from collections import Counter
 from collections.abc import Sequence
@@ -25,16 +26,17 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    bindparam,
     cast,
-    event,
     func,
     select,
     update,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
 
-from sukverse_common.db import BulkInsert, Database, UtcDateTime
+from sukverse_common.db import BulkInsert, Database, UtcDateTime, after_commit
 from sukverse_common.events.bus import Bus, Message
 from sukverse_common.events.contracts import EventData
 from sukverse_common.events.envelope import CloudEvent, new_ids
@@ -148,12 +150,8 @@ class Outbox:
                 )
             )
         await self._insert.execute(session, rows)
-        if not event.contains(session.sync_session, "after_commit", self._on_commit):
-            event.listen(session.sync_session, "after_commit", self._on_commit, once=True)
+        after_commit(session, self.committed.set)
         return envelopes
-
-    def _on_commit(self, _session: Any) -> None:
-        self.committed.set()
 
 
 class OutboxRelay:
@@ -245,6 +243,14 @@ class OutboxRelay:
         published, returning what to publish: if publishing fails, the rollback unmarks
         them. On SQLite, which has no row locks and one writer at a time, they are read
         here and marked once published."""
+        if self.database.dialect != "postgresql":
+            return (await session.execute(self._claiming)).all()
+        marked = await session.execute(self._claiming, {"now": datetime.now(UTC)})
+        return sorted(marked.all(), key=lambda row: row.id)
+
+    @functools.cached_property
+    def _claiming(self) -> Executable:
+        """The claim's statement, made once: building it costs more than running it."""
         table = self.outbox.table
         columns = (
             table.c.id,
@@ -254,8 +260,7 @@ class OutboxRelay:
         )
         unpublished = table.c.published_at.is_(None)
         if self.database.dialect != "postgresql":
-            statement = select(*columns).where(unpublished).order_by(table.c.id)
-            return (await session.execute(statement.limit(self.batch_size))).all()
+            return select(*columns).where(unpublished).order_by(table.c.id).limit(self.batch_size)
         claimed = (
             select(table.c.id)
             .where(unpublished)
@@ -265,13 +270,12 @@ class OutboxRelay:
             .cte("claimed")
             .prefix_with("MATERIALIZED")  # the claim runs once, before the update
         )
-        marked = (
+        return (
             update(table)
             .where(table.c.id == claimed.c.id)
-            .values(published_at=datetime.now(UTC))
+            .values(published_at=bindparam("now"))
             .returning(*columns)
         )
-        return sorted((await session.execute(marked)).all(), key=lambda row: row.id)
 
     def _claimed(self, ids: list[int]) -> ColumnElement[bool]:
         """SQLite: the rows a drain read (their ids, in order), to mark published.
