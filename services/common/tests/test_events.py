@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sukverse_common.app import freeze_startup_objects
+from sukverse_common.app import YOUNG_GENERATION_THRESHOLD, freeze_startup_objects
 from sukverse_common.db import Database, create_engine
 from sukverse_common.events.bus import InMemoryBus, Message, each
 from sukverse_common.events.contracts import EventData, UserRegistered, UserRolesChanged
@@ -377,10 +377,13 @@ def test_ids_made_many_at_once_are_distinct_time_ordered_version_7_uuids() -> No
 
 def test_start_up_objects_are_left_out_of_garbage_collection() -> None:
     outbox = Outbox(tables.outbox)  # an object made at start-up
+    threshold = gc.get_threshold()
     gc.unfreeze()
     try:
         freeze_startup_objects()
         assert gc.get_freeze_count() > 0
         assert not any(tracked is outbox for tracked in gc.get_objects())
+        assert gc.get_threshold() == (YOUNG_GENERATION_THRESHOLD, *threshold[1:])
     finally:
         gc.unfreeze()
+        gc.set_threshold(*threshold)
