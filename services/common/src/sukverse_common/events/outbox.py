@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from operator import itemgetter
 
 import structlog
 from sqlalchemy import (
@@ -215,16 +215,19 @@ class OutboxRelay:
                 rows = await self._claim(session)
                 if not rows:
                     break
-                await self.bus.publish(
-                    [Message.from_json(row.topic, row.aggregate_id, row.payload) for row in rows]
-                )
+                # Rows unpacked as the tuples they are: reading a row's fields by name costs
+                # more than making its message.
+                messages = [
+                    Message.from_json(topic, key, payload) for _, topic, key, payload in rows
+                ]
+                await self.bus.publish(messages)
                 if self.database.dialect == "sqlite":
                     await session.execute(
                         update(table)
-                        .where(self._claimed([row.id for row in rows]))
+                        .where(self._claimed(rows[0][0], rows[-1][0]))
                         .values(published_at=datetime.now(UTC))
                     )
-            for topic, count in Counter(row.topic for row in rows).items():
+            for topic, count in Counter([message.topic for message in messages]).items():
                 self.metrics.events_published.labels(self.metrics.service, topic).inc(count)
             published += len(rows)
             if len(rows) < self.batch_size:
@@ -235,9 +238,9 @@ class OutboxRelay:
             await self._observe_backlog()
         return published
 
-    async def _claim(self, session: AsyncSession) -> Sequence[Row[Any]]:
+    async def _claim(self, session: AsyncSession) -> Sequence[Row[int, str, str, str]]:
         """The next batch of unpublished rows in id order, locked until the transaction
-        ends.
+        ends: (id, topic, aggregate id, payload) each.
 
         On PostgreSQL one statement claims them (`FOR UPDATE SKIP LOCKED`) and marks them
         published, returning what to publish: if publishing fails, the rollback unmarks
@@ -246,7 +249,7 @@ class OutboxRelay:
         if self.database.dialect != "postgresql":
             return (await session.execute(self._claiming)).all()
         marked = await session.execute(self._claiming, {"now": datetime.now(UTC)})
-        return sorted(marked.all(), key=lambda row: row.id)
+        return sorted(marked.all(), key=itemgetter(0))  # by id
 
     @functools.cached_property
     def _claiming(self) -> Executable:
@@ -277,23 +280,26 @@ class OutboxRelay:
             .returning(*columns)
         )
 
-    def _claimed(self, ids: list[int]) -> ColumnElement[bool]:
-        """SQLite: the rows a drain read (their ids, in order), to mark published.
+    def _claimed(self, first: int, last: int) -> ColumnElement[bool]:
+        """SQLite: the rows a drain read (the first id and the last), to mark published.
 
         SQLite takes one writer at a time, so ids are given in commit order: the rows read
         are all the unpublished ones from the first id to the last, and the range says so
         in one comparison instead of a parameter per row."""
         table = self.outbox.table
-        return table.c.id.between(ids[0], ids[-1]) & table.c.published_at.is_(None)
+        return table.c.id.between(first, last) & table.c.published_at.is_(None)
 
     async def _lead(self, session: AsyncSession) -> bool:
         """One relay per database at a time, so events leave in commit order per key even
         with many replicas; the others find the lock taken and wait for the next round."""
         if self.database.dialect != "postgresql":
             return True  # SQLite serialises writers already
+        return bool(await session.scalar(self._leading))
+
+    @functools.cached_property
+    def _leading(self) -> Executable:
         key = zlib.crc32(f"sukverse-outbox:{self.outbox.table.name}".encode())
-        leading = await session.scalar(select(func.pg_try_advisory_xact_lock(key)))
-        return bool(leading)
+        return select(func.pg_try_advisory_xact_lock(key))
 
     async def _observe_backlog(self) -> None:
         table = self.outbox.table
