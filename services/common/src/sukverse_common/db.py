@@ -140,11 +140,12 @@ class BulkInsert:
         dialect = connection.dialect
         columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
         postgres = dialect.name == "postgresql"
-        # Equal all the way down: `count` compares in C, by identity first.
+        # Equal all the way down: the ends first, as most columns that vary differ there,
+        # then `count`, which compares in C and by identity first.
         single = frozenset(
             index
             for index, column in enumerate(columns)
-            if postgres and column.count(column[0]) == len(column)
+            if postgres and column[-1] == column[0] and column.count(column[0]) == len(column)
         )
         if len(single) == len(columns) and len(rows) > 1:
             single -= {0}  # equal rows are still so many rows: one array says how many
