@@ -132,16 +132,13 @@ class Outbox:
         ]
         if not envelopes:
             return envelopes
-        topics: dict[type[EventData], str] = {}
         rows = []
         for envelope, (data, _) in zip(envelopes, events, strict=True):
             kind = type(data)
-            if kind not in topics:
-                topics[kind] = kind.topic()
             rows.append(
                 (
                     envelope.id,
-                    topics[kind],
+                    kind.topic(),  # cached per contract
                     kind.aggregate_type,
                     envelope.subject,
                     envelope.type,
