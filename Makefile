@@ -28,7 +28,7 @@ run: sync ## start every service in one process (embedded mode, SQLite, in-proce
 lint: sync ## ruff (lint and format check), mypy and the import contracts
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy services/*/src benchmarks
+	$(RUN) mypy services/*/src operator/src benchmarks
 	$(RUN) lint-imports
 
 format: sync ## apply ruff's fixes and formatting

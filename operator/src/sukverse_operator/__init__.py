@@ -1,0 +1,1 @@
+"""The SukverseCohort operator: a pure reconciler, its Kopf adapter and its CLI runner."""
