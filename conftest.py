@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -205,6 +206,9 @@ IDENTITY_PASSWORD = "correct horse battery staple"
 # A machine client of the identity service, as the user management service calls it.
 IDENTITY_CLIENT_ID = "user_mgmt"
 IDENTITY_CLIENT_SECRET = "user-mgmt-client-secret-0123456789"
+# The operator's machine client, whose tokens carry the `operator` role.
+OPERATOR_CLIENT_ID = "operator"
+OPERATOR_CLIENT_SECRET = "operator-client-secret-0123456789"
 IDENTITY_SETTINGS = {
     "SUKVERSE_ADMIN_EMAIL": IDENTITY_ADMIN_EMAIL,
     "SUKVERSE_ADMIN_PASSWORD": IDENTITY_ADMIN_PASSWORD,
@@ -212,7 +216,9 @@ IDENTITY_SETTINGS = {
     "SUKVERSE_ARGON2_TIME_COST": "1",
     "SUKVERSE_ACCESS_TOKEN_TTL_SECONDS": "3600",
     "SUKVERSE_LOGIN_ADDRESS_LIMIT": "100000",
-    "SUKVERSE_SERVICE_CLIENTS": json.dumps({IDENTITY_CLIENT_ID: IDENTITY_CLIENT_SECRET}),
+    "SUKVERSE_SERVICE_CLIENTS": json.dumps(
+        {IDENTITY_CLIENT_ID: IDENTITY_CLIENT_SECRET, OPERATOR_CLIENT_ID: OPERATOR_CLIENT_SECRET}
+    ),
 }
 
 
@@ -253,6 +259,31 @@ class Identity:
         tokens = self._call("POST", "/auth/login", {"email": email, "password": password})
         assert isinstance(tokens, dict)
         return str(tokens["access_token"])
+
+    def machine_token(self, client_id: str = IDENTITY_CLIENT_ID) -> str:
+        """An access token of a machine client (client credentials): `user_mgmt` holds the
+        `service` role, `operator` the operator's."""
+        secrets = {
+            IDENTITY_CLIENT_ID: IDENTITY_CLIENT_SECRET,
+            OPERATOR_CLIENT_ID: OPERATOR_CLIENT_SECRET,
+        }
+        form = urllib.parse.urlencode(
+            {
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secrets[client_id],
+            }
+        ).encode()
+        request = urllib.request.Request(
+            self.url + "/auth/token",
+            data=form,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(json.loads(response.read())["access_token"])
+
+    def machine_headers(self, client_id: str = IDENTITY_CLIENT_ID) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.machine_token(client_id)}"}
 
     def account(self, name: str, *roles: str) -> Account:
         """The account called `name` (created on first use) with the given roles

@@ -19,7 +19,7 @@ def personas(service: Any) -> dict[str, dict[str, str]]:
         "owner": service.account("matrix-instructor", "instructor").headers,
         "other_instructor": service.account("matrix-other-instructor", "instructor").headers,
         "admin": service.account("admin", "admin").headers,
-        "service": service.account("matrix-machine", "service").headers,
+        "service": service.identity.machine_headers(),
     }
 
 

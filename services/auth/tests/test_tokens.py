@@ -12,8 +12,10 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OKPKey
 
+from sukverse_auth.app import create_app
 from sukverse_auth.settings import AuthSettings
 from sukverse_auth.tokens import SigningKeys
+from sukverse_common.events.bus import Bus
 
 
 async def test_refresh_rotates_and_a_reused_token_revokes_the_family(client: Any, api: Any) -> None:
@@ -104,6 +106,71 @@ async def test_client_credentials_refusals(client: Any, api: Any) -> None:
     )
     assert scope.status == 400
     assert (await scope.json())["type"].endswith("/invalid-scope")
+
+
+OPERATOR_SCOPES = {
+    "users:read",
+    "users:write",
+    "roles:assign",
+    "workshop:read",
+    "workshop:write",
+    "enrollment:read",
+    "enrollment:write",
+    "quiz:read",
+    "quiz:write",
+    "analytics:read",
+    "certificate:write",
+}
+
+
+def _unverified(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return claims
+
+
+async def _client_token(client: Any, client_id: str, secret: str) -> Any:
+    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    return await client.post("/auth/token", data=form)
+
+
+async def test_each_machine_client_holds_its_own_role(
+    settings: AuthSettings, bus: Bus, aiohttp_client: Any
+) -> None:
+    """The operator's tokens carry exactly what reconciling a cohort takes; a client without
+    a role of its own gets `service`; a client whose role is missing gets no token."""
+    clients = {"operator": "op-secret", "user_mgmt": "um-secret", "ci": "ci-secret"}
+    configured = AuthSettings(
+        **{
+            **settings.model_dump(),
+            "service_clients": clients,
+            "service_client_roles": {"ci": "ci-runner"},
+        }
+    )
+    assert AuthSettings(service_client_roles={"ci": "x"}).service_client_roles == {
+        "operator": "operator",
+        "ci": "x",
+    }
+    client = await aiohttp_client(create_app(configured, bus=bus))
+    await bus.start()
+    operator = await _client_token(client, "operator", "op-secret")
+    assert operator.status == 200, await operator.text()
+    grant = await operator.json()
+    assert set(grant["scope"].split()) == OPERATOR_SCOPES
+    claims = _unverified(grant["access_token"])
+    assert claims["sub"] == "client:operator"
+    assert claims["roles"] == ["operator"]
+    # Roles themselves are out of its reach.
+    bearer = {"Authorization": f"Bearer {grant['access_token']}"}
+    assert (await client.get("/roles", headers=bearer)).status == 403
+    service = await (await _client_token(client, "user_mgmt", "um-secret")).json()
+    assert {"profiles:write", "roles:assign"} <= set(service["scope"].split())
+    assert _unverified(service["access_token"])["roles"] == ["service"]
+    missing = await _client_token(client, "ci", "ci-secret")
+    assert missing.status == 401
+    assert "'ci-runner' does not exist" in (await missing.json())["detail"]
 
 
 def _claims(user_id: str, **overrides: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -209,3 +210,62 @@ def test_up_carries_events_between_services_in_process(platform: Platform) -> No
     assert status == 201
     code, output = platform.interrupt()
     assert code == 0 and "Traceback" not in output
+
+
+def test_up_provisions_its_machine_clients(platform: Platform) -> None:
+    """The embedded platform gives user_mgmt and the operator client credentials of their
+    own, kept in the data directory (0600) across restarts: a CSV import works under
+    `sukverse up` with no configuration, and the operator's secret gets its token."""
+    admin = {"email": "root@example.com", "password": "a long admin passphrase for tests"}
+    platform.env = {
+        "SUKVERSE_ADMIN_EMAIL": admin["email"],
+        "SUKVERSE_ADMIN_PASSWORD": admin["password"],
+    }
+    platform.start()
+    clients_file = platform.data_dir / "clients.json"
+    assert clients_file.stat().st_mode & 0o777 == 0o600
+    clients = json.loads(clients_file.read_text())
+    assert sorted(clients) == ["operator", "user_mgmt"]
+    root = call("POST", f"{platform.url}/auth/login", admin)[1]["access_token"]
+    csv = "email,full_name\nimported@example.com,Imported Learner\n"
+    request = urllib.request.Request(
+        f"{platform.service_url('user_mgmt')}/imports",
+        data=csv.encode(),
+        method="POST",
+        headers={"Content-Type": "text/csv", "Authorization": f"Bearer {root}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        accepted = json.loads(response.read())
+    assert response.status == 202, accepted
+    deadline = time.monotonic() + 20
+    while True:
+        status, report = call(
+            "GET", f"{platform.service_url('user_mgmt')}/imports/{accepted['id']}", token=root
+        )
+        assert status == 200, report
+        if report["status"] not in {"pending", "running"}:
+            break
+        assert time.monotonic() < deadline, report
+        time.sleep(0.1)
+    assert report["status"] == "done", report
+    assert report["counts"]["created"] == 1, report
+    code, output = platform.interrupt()
+    assert code == 0, output
+
+    platform.start()
+    assert json.loads(clients_file.read_text()) == clients  # kept, not regenerated
+    form = urllib.parse.urlencode(
+        {
+            "grant_type": "client_credentials",
+            "client_id": "operator",
+            "client_secret": clients["operator"],
+        }
+    ).encode()
+    request = urllib.request.Request(f"{platform.url}/auth/token", data=form)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        grant = json.loads(response.read())
+    assert "workshop:write" in grant["scope"].split()
+    assert "roles:write" not in grant["scope"].split()
+    code, output = platform.interrupt()
+    assert code == 0
+    assert clients["operator"] not in output and clients["user_mgmt"] not in output

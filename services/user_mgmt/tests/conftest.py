@@ -4,10 +4,7 @@ service as its machine client (see the root conftest)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -53,25 +50,7 @@ async def client(settings: UserMgmtSettings, bus: Bus, aiohttp_client: MakeClien
 @pytest.fixture(scope="session")
 def service_headers(identity: Any) -> dict[str, str]:
     """Headers of the identity service's machine client (the `service` role)."""
-    return {"Authorization": f"Bearer {_service_token(identity)}"}
-
-
-def _service_token(identity: Any) -> str:
-    """An access token of the identity service's machine client (the `service` role)."""
-    form = urllib.parse.urlencode(
-        {
-            "grant_type": "client_credentials",
-            "client_id": identity.client_id,
-            "client_secret": identity.client_secret,
-        }
-    ).encode()
-    request = urllib.request.Request(
-        identity.url + "/auth/token",
-        data=form,
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return str(json.loads(response.read())["access_token"])
+    return dict(identity.machine_headers())
 
 
 class ProfilesApi:

@@ -86,6 +86,7 @@ def _auth_ctx(settings: AuthSettings) -> CleanupContext:
         app[AUTH] = service
         try:
             await service.ensure_builtin_roles()
+            await service.warn_of_missing_client_roles()
             await _bootstrap_admin(service, settings)
             yield
         finally:

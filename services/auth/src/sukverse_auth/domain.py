@@ -56,13 +56,35 @@ BUILTIN_ROLES: dict[str, tuple[str, frozenset[str]]] = {
             {"workshop:read", "progress:write", "quiz:read", "attempt:write", "certificate:read"}
         ),
     ),
-    # The operator and user_mgmt also create accounts and assign their roles.
+    # user_mgmt also creates accounts, assigns their roles and imports and edits profiles.
     "service": (
-        "Machine clients: the operator and the services",
-        TEACHING | {"users:write", "roles:assign"},
+        "Machine clients without a role of their own: the services",
+        TEACHING | {"users:write", "roles:assign", "profiles:write"},
+    ),
+    # What reconciling a SukverseCohort takes: its people, workshop, quizzes and
+    # certificate template, and the figures of its status; nothing about roles themselves.
+    "operator": (
+        "The SukverseCohort operator",
+        frozenset(
+            {
+                "users:read",
+                "users:write",
+                "roles:assign",
+                "workshop:read",
+                "workshop:write",
+                "enrollment:read",
+                "enrollment:write",
+                "quiz:read",
+                "quiz:write",
+                "analytics:read",
+                "certificate:write",
+            }
+        ),
     ),
 }
 DEFAULT_ROLE = "student"
+# The role of a machine client that the settings give no role of its own.
+MACHINE_ROLE = "service"
 
 
 def normalise_email(email: str) -> str:

@@ -17,6 +17,7 @@ from sukverse_auth import store
 from sukverse_auth.domain import (
     BUILTIN_ROLES,
     DEFAULT_ROLE,
+    MACHINE_ROLE,
     PERMISSIONS,
     normalise_email,
     password_problems,
@@ -46,6 +47,7 @@ from sukverse_common.errors import (
 )
 from sukverse_common.events.contracts import UserRegistered, UserRolesChanged
 from sukverse_common.events.outbox import Outbox
+from sukverse_common.security import MACHINE_SUBJECT_PREFIX
 
 log = structlog.get_logger(__name__)
 
@@ -347,9 +349,13 @@ class AuthService:
         reference = expected.get_secret_value().encode() if expected else secrets.token_bytes(32)
         if not hmac.compare_digest(presented, reference) or expected is None:
             raise ClientAuthFailed()
-        roles = ["service"]
+        role = self.client_role(client_id)
         async with self.database.sessions() as session:
-            granted = scopes_for(roles, await self._grants(session))
+            grants = await self._grants(session)
+            if role not in grants and not await store.roles(session, [role]):
+                log.warning("a machine client's role does not exist", client=client_id, role=role)
+                raise ClientAuthFailed(f"this client's role {role!r} does not exist")
+            granted = scopes_for([role], grants)
         if scope:
             requested = scope.split()
             unknown = sorted(set(requested) - set(granted))
@@ -357,11 +363,18 @@ class AuthService:
                 raise InvalidScope(f"not granted to this client: {' '.join(unknown)}")
             granted = sorted(set(requested))
         token = self.issuer.access_token(
-            subject=f"client:{client_id}", email=None, roles=roles, scopes=granted
+            subject=f"{MACHINE_SUBJECT_PREFIX}{client_id}",
+            email=None,
+            roles=[role],
+            scopes=granted,
         )
         return AccessToken(
             access_token=token, expires_in=self.issuer.ttl_seconds, scope=" ".join(granted)
         )
+
+    def client_role(self, client_id: str) -> str:
+        """The role a machine client's tokens carry."""
+        return self.settings.service_client_roles.get(client_id, MACHINE_ROLE)
 
     # -- users ---------------------------------------------------------------------------------
 
@@ -484,6 +497,21 @@ class AuthService:
                     role.permissions = [RolePermission(permission=p) for p in sorted(permissions)]
         self._grants_snapshot = (0.0, {})
 
+    async def warn_of_missing_client_roles(self) -> None:
+        """Name the configured clients whose role does not exist: their token requests are
+        refused until it is defined (POST /roles)."""
+        wanted = {client: self.client_role(client) for client in self.settings.service_clients}
+        async with self.database.sessions() as session:
+            known = {role.name for role in await store.roles(session, sorted(set(wanted.values())))}
+        for client, role in sorted(wanted.items()):
+            if role not in known:
+                log.warning(
+                    "a machine client's role does not exist; its tokens are refused until "
+                    "the role is defined",
+                    client=client,
+                    role=role,
+                )
+
     async def ensure_admin(self, email: str, password: str) -> bool:
         """Create the bootstrap admin; returns True when the account was created.
 
@@ -525,8 +553,8 @@ def _role_out(role: Role) -> RoleOut:
 class ClientAuthFailed(Unauthorized):
     slug, title = "invalid-client", "Client authentication failed"
 
-    def __init__(self) -> None:
-        super().__init__("unknown client or wrong secret")
+    def __init__(self, detail: str = "unknown client or wrong secret") -> None:
+        super().__init__(detail)
         self.headers["WWW-Authenticate"] = 'Basic realm="sukverse"'
 
 

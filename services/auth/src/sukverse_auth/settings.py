@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import MappingProxyType
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from sukverse_common.settings import ServiceSettings
+
+# Machine clients with a role of their own by default.
+CLIENT_ROLES = MappingProxyType({"operator": "operator"})
 
 
 class AuthSettings(ServiceSettings):
@@ -18,6 +22,9 @@ class AuthSettings(ServiceSettings):
     admin_password: SecretStr | None = None
     signing_key_file: Path | None = None
     service_clients: dict[str, SecretStr] = Field(default_factory=dict)
+    # The role whose permissions each machine client's tokens carry, by client id; the
+    # operator has its own unless named here, any other client gets `service`.
+    service_client_roles: dict[str, str] = Field(default_factory=lambda: dict(CLIENT_ROLES))
 
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
     set_password_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=300)
@@ -37,3 +44,9 @@ class AuthSettings(ServiceSettings):
     login_lockout_seconds: int = Field(default=300, ge=1)
     login_address_limit: int = Field(default=30, ge=1)
     login_address_window_seconds: int = Field(default=60, ge=1)
+
+    @field_validator("service_client_roles")
+    @classmethod
+    def _operator_keeps_its_role(cls, roles: dict[str, str]) -> dict[str, str]:
+        """Naming other clients' roles does not hand the operator the wider `service`."""
+        return {**CLIENT_ROLES, **roles}

@@ -37,7 +37,6 @@ from sukverse_common.security import Principal
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
-STAFF_ROLES = frozenset({"admin", "service"})
 NO_TEMPLATE = "no such template"
 NO_CERTIFICATE = "no such certificate"
 MAX_CODE_CHARS = 64
@@ -53,7 +52,7 @@ def utc_now() -> datetime:
 
 def is_staff(caller: Principal) -> bool:
     """Admins and machine clients (the operator) manage every template and certificate."""
-    return bool(STAFF_ROLES & caller.roles)
+    return "admin" in caller.roles or caller.is_machine
 
 
 def template_out(template: Template) -> TemplateOut:

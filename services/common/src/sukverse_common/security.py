@@ -24,6 +24,8 @@ log = structlog.get_logger(__name__)
 ACCESS_TOKEN_ALGORITHMS = ["Ed25519"]
 CLOCK_SKEW_SECONDS = 30
 MAX_HEADER_CHARS = 1024
+# The subject of a machine client's token: `client:<client id>`.
+MACHINE_SUBJECT_PREFIX = "client:"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class Principal:
     token_id: str
     expires_at: int
     user_id: uuid.UUID | None  # None for machine clients
+
+    @property
+    def is_machine(self) -> bool:
+        """A machine client (the client-credentials grant) rather than a user's account."""
+        return self.user_id is None and self.subject.startswith(MACHINE_SUBJECT_PREFIX)
 
     def has(self, permission: str) -> bool:
         return permission in self.scopes

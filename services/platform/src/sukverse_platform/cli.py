@@ -7,7 +7,7 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,14 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from sukverse_common import db
+from sukverse_auth.settings import AuthSettings
+from sukverse_common import db, machine_clients
 from sukverse_common.app import freeze_startup_objects
 from sukverse_common.events.bus import InMemoryBus
 from sukverse_common.logs import configure_logging
 from sukverse_common.settings import ServiceSettings
 from sukverse_platform.registry import DEFAULT_PORT_BASE, SERVICES, ServiceSpec
+from sukverse_user_mgmt.settings import UserMgmtSettings
 
 log = structlog.get_logger("sukverse")
 
@@ -35,6 +37,7 @@ async def _serve(
     *,
     port_base: int | None = None,
     port: int | None = None,
+    per_service: Mapping[str, dict[str, Any]] | None = None,
 ) -> None:
     """Start the given services, one shared in-process bus, until SIGINT or SIGTERM."""
     started = time.perf_counter()
@@ -49,7 +52,8 @@ async def _serve(
             if port_base is not None:
                 port = port_base + spec.default_port - DEFAULT_PORT_BASE
                 overrides["auth_url"] = f"http://127.0.0.1:{port_base}"
-            settings = _settings(spec, port=port, **overrides)
+            own = (per_service or {}).get(spec.name, {})
+            settings = _settings(spec, port=port, **{**overrides, **own})
             runner = web.AppRunner(
                 spec.app(settings, bus=shared_bus), access_log=None, handle_signals=False
             )
@@ -76,6 +80,20 @@ async def _serve(
             await runner.cleanup()
 
 
+def embedded_clients(data_dir: Path | None) -> dict[str, dict[str, Any]]:
+    """The settings that give the embedded platform its machine clients: the secrets of the
+    operator and of user_mgmt, kept in the data directory, unless the settings name them."""
+    auth = AuthSettings() if data_dir is None else AuthSettings(data_dir=data_dir)
+    clients: dict[str, Any] = machine_clients.load_or_create(auth.data_dir)
+    user_mgmt = UserMgmtSettings()
+    own: dict[str, dict[str, Any]] = {
+        "auth": {"service_clients": {**clients, **auth.service_clients}},
+    }
+    if user_mgmt.auth_client_secret is None:
+        own["user_mgmt"] = {"auth_client_secret": clients.get(user_mgmt.auth_client_id)}
+    return own
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sukverse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -98,7 +116,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "up":
             configure_logging(_settings(SERVICES["auth"]).log_level)
             overrides = {"mode": "embedded", "data_dir": args.data_dir}
-            asyncio.run(_serve(list(SERVICES.values()), overrides, port_base=args.port_base))
+            asyncio.run(
+                _serve(
+                    list(SERVICES.values()),
+                    overrides,
+                    port_base=args.port_base,
+                    per_service=embedded_clients(args.data_dir),
+                )
+            )
         elif args.command == "serve":
             spec = SERVICES[args.service]
             configure_logging(_settings(spec).log_level)

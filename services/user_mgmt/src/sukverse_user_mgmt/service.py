@@ -14,7 +14,6 @@ from sukverse_user_mgmt.authclient import AuthClient
 from sukverse_user_mgmt.models import Profile
 from sukverse_user_mgmt.schemas import ProfileOut, ProfilePatch
 
-STAFF_ROLES = frozenset({"admin", "service"})
 NO_PROFILE = "no such profile"
 
 
@@ -22,17 +21,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def is_staff(caller: Principal) -> bool:
-    """Admins and machine clients manage every profile."""
-    return bool(STAFF_ROLES & caller.roles)
-
-
+# Anyone's profile takes the permission, whoever asks: a machine client's role grants it
+# (`service` does, the operator's does not), being a machine client does not.
 def may_see(caller: Principal, user_id: uuid.UUID) -> bool:
-    return caller.user_id == user_id or caller.has("profiles:read") or is_staff(caller)
+    return caller.user_id == user_id or caller.has("profiles:read")
 
 
 def may_change(caller: Principal, user_id: uuid.UUID) -> bool:
-    return caller.user_id == user_id or caller.has("profiles:write") or is_staff(caller)
+    return caller.user_id == user_id or caller.has("profiles:write")
 
 
 def profile_out(row: Profile) -> ProfileOut:
