@@ -1,4 +1,5 @@
-"""`sukverse up`, `sukverse serve NAME`, `sukverse migrate NAME`."""
+"""`sukverse up`, `serve NAME`, `migrate NAME`; the cohort operator (`operator`) and the
+same reconciler without Kubernetes (`apply -f`, `get cohorts`, `delete -f`)."""
 
 from __future__ import annotations
 
@@ -110,7 +111,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int)
     migrate = commands.add_parser("migrate", help="upgrade a service's database to the latest")
     migrate.add_argument("service", choices=sorted(SERVICES))
+    operator = commands.add_parser(
+        "operator", help="run the SukverseCohort operator (in a cluster, or with KUBECONFIG)"
+    )
+    operator.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); all namespaces without it",
+    )
+    operator.add_argument(
+        "--liveness", help="serve Kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz"
+    )
+    for verb, text in (("apply", "apply cohorts from files"), ("delete", "delete cohorts")):
+        files = commands.add_parser(verb, help=f"{text} without Kubernetes (the platform's APIs)")
+        files.add_argument(
+            "-f", "--filename", action="append", required=True, type=Path, help="a YAML file, or -"
+        )
+    get = commands.add_parser("get", help="list the cohorts applied without Kubernetes")
+    get.add_argument("what", choices=["cohorts", "cohort", "sukversecohorts"])
     args = parser.parse_args(argv)
+
+    if args.command in {"operator", "apply", "delete", "get"}:
+        return _cohorts(args)
 
     try:
         if args.command == "up":
@@ -141,6 +164,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sukverse: {exc}{cause}", file=sys.stderr)
         return 1
     return 0
+
+
+def _cohorts(args: argparse.Namespace) -> int:
+    """The operator's commands; the operator's package is loaded only for them."""
+    from sukverse_operator import run
+    from sukverse_operator.local import ApplyError
+    from sukverse_operator.services import ServiceError
+    from sukverse_operator.settings import OperatorSettings
+    from sukverse_operator.spec import RosterError
+
+    try:
+        settings = OperatorSettings()
+        configure_logging(settings.log_level)
+        if args.command == "operator":
+            asyncio.run(run.operator(settings, namespaces=args.namespace, liveness=args.liveness))
+            return 0
+        if args.command == "get":
+            print(asyncio.run(run.get(settings)))
+            return 0
+        if args.command == "delete":
+            for namespace, name, existed in asyncio.run(run.delete(settings, args.filename)):
+                print(
+                    f"sukversecohort.sukverse.io/{name} {'deleted' if existed else 'not found'}"
+                    f" (namespace {namespace})"
+                )
+            return 0
+        results = asyncio.run(run.apply(settings, args.filename))
+    except ValidationError as exc:
+        print(f"sukverse: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    except (ApplyError, RosterError) as exc:
+        print(f"sukverse: {exc}", file=sys.stderr)
+        return 1
+    except ServiceError as exc:
+        print(f"sukverse: {exc.message}", file=sys.stderr)
+        return 1
+    failed = False
+    for result in results:
+        phase = result.status.get("phase", "")
+        verb = "configured" if result.writes else "unchanged"
+        print(f"sukversecohort.sukverse.io/{result.name} {verb} ({result.writes} writes): {phase}")
+        if phase != "Ready":
+            failed = True
+            reason = next(
+                (c["message"] for c in result.status.get("conditions", []) if c["type"] == "Ready"),
+                "",
+            )
+            print(f"  {reason}", file=sys.stderr)
+        if result.invitations is not None:
+            print(f"  set-password tokens of the new accounts: {result.invitations}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

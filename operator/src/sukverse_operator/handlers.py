@@ -1,0 +1,257 @@
+"""Kopf's handlers: thin adapters that hand a cohort to the one reconciler.
+
+Create, update and resume reconcile in full; a timer copies the figures from analytics into
+the status (and reconciles in full now and then, to repair drift); delete archives the
+workshop behind the finalizer `sukverse.io/cohort`. An edit of a roster ConfigMap is recorded
+on the cohorts that name it, as a digest in an annotation, which makes it their update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+import structlog
+from kubernetes_asyncio import client
+
+from sukverse_operator import kube
+from sukverse_operator.reconcile import (
+    Invitation,
+    archive,
+    desired_status,
+    figures_status,
+    merged,
+    now,
+    reconcile,
+)
+from sukverse_operator.services import RefusedError, ServiceError, Services
+from sukverse_operator.settings import OperatorSettings
+from sukverse_operator.spec import (
+    FINALIZER,
+    GROUP,
+    PLURAL,
+    VERSION,
+    Cohort,
+    RosterError,
+    roster,
+)
+
+log = structlog.get_logger("sukverse.operator")
+PENDING_RETRY_SECONDS = 2.0
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(
+        json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """Kopf's diff base with the spec replaced by its digest.
+
+    Kopf keeps the last handled state to tell a real change from noise; by default that is
+    the whole spec in one annotation, and all annotations together may hold 256 KiB, which a
+    cohort of a few thousand students exceeds. The reconciler is level-based and reads no
+    diff, so a digest tells all it needs: whether the spec changed."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        essence: Any = super().build(body=body, extra_fields=extra_fields)
+        if "spec" in essence:
+            essence["spec"] = {"sha256": digest(essence["spec"])}
+        return essence  # type: ignore[no-any-return]
+
+
+@dataclass
+class Runtime:
+    """What the handlers share: settings, the services' client, the Kubernetes client."""
+
+    settings: OperatorSettings
+    services: Services
+    api: client.ApiClient
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    full_at: dict[str, float] = field(default_factory=dict)
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        return self.locks.setdefault(uid, asyncio.Lock())
+
+    async def reconcile(self, body: kopf.Body, patch: kopf.Patch) -> None:
+        cohort = Cohort.from_body(dict(body))
+        async with self.lock(cohort.key):
+            self.full_at[cohort.key] = time.monotonic()
+            previous = dict(body.get("status") or {})
+            try:
+                csv_students = await kube.students_from(self.api, cohort)
+            except RosterError as exc:
+                self._set(body, patch, previous, desired_status(cohort, None, error=str(exc)))
+                raise kopf.PermanentError(str(exc)) from None
+            students = roster(cohort.spec, csv_students)
+
+            async def invite(invitations: list[Invitation]) -> None:
+                await kube.write_invitations(self.api, cohort, dict(body), invitations)
+
+            try:
+                outcome = await reconcile(cohort, students, self.services, invite)
+            except ServiceError as exc:
+                self._set(body, patch, previous, desired_status(cohort, None, error=exc.message))
+                if isinstance(exc, RefusedError):
+                    raise kopf.PermanentError(exc.message) from None
+                raise kopf.TemporaryError(
+                    exc.message, delay=self.settings.retry_delay_seconds
+                ) from None
+            wanted = desired_status(cohort, outcome)
+            if self._set(body, patch, previous, wanted) and outcome.refusals:
+                kopf.warn(body, reason="ChangeRefused", message="; ".join(outcome.refusals))
+            if outcome.writes:
+                log.info("reconciled", cohort=cohort.key, writes=outcome.writes)
+            if outcome.pending:
+                raise kopf.TemporaryError("; ".join(outcome.pending), delay=PENDING_RETRY_SECONDS)
+
+    def _set(
+        self, body: kopf.Body, patch: kopf.Patch, previous: dict[str, Any], wanted: dict[str, Any]
+    ) -> bool:
+        """Patch the status only where it changes; whether it did."""
+        change = merged(previous, wanted)
+        if change is None:
+            return False
+        patch.status.update(change)
+        return True
+
+    async def sync(self, body: kopf.Body, patch: kopf.Patch) -> None:
+        """The timer: the figures from analytics; in full when the last full run is old or
+        did not reach the current generation."""
+        status = dict(body.get("status") or {})
+        generation = int(body.get("metadata", {}).get("generation") or 1)
+        uid = str(body["metadata"]["uid"])
+        due = time.monotonic() - self.full_at.get(uid, 0.0) > self.settings.resync_interval_seconds
+        if due or status.get("observedGeneration") != generation or status.get("phase") != "Ready":
+            # A failure is already in the status; the timer comes back.
+            with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
+                await self.reconcile(body, patch)
+            return
+        workshop_id = status.get("workshopId")
+        if not workshop_id:
+            return
+        try:
+            figures = await self.services.figures(workshop_id)
+        except ServiceError as exc:
+            log.warning("figures not read", cohort=uid, reason=exc.message)
+            return
+        wanted = figures_status(figures)
+        if any(status.get(k) != v for k, v in wanted.items()):
+            patch.status.update({**wanted, "lastSyncTime": now()})
+
+    async def delete(self, body: kopf.Body) -> None:
+        cohort = Cohort.from_body(dict(body))
+        async with self.lock(cohort.key):
+            try:
+                await archive(cohort, self.services)
+            except RefusedError as exc:
+                if exc.status != 404:
+                    raise kopf.TemporaryError(
+                        exc.message, delay=self.settings.retry_delay_seconds
+                    ) from None
+            except ServiceError as exc:
+                raise kopf.TemporaryError(
+                    f"the workshop is archived once the services answer: {exc.message}",
+                    delay=self.settings.retry_delay_seconds,
+                ) from None
+        self.locks.pop(cohort.key, None)
+        self.full_at.pop(cohort.key, None)
+
+    async def roster_changed(self, body: kopf.Body, cohorts: list[tuple[str, str, str]]) -> None:
+        """Record the roster's digest on each cohort reading it (`(name, key, digest)`)."""
+        namespace = str(body["metadata"]["namespace"])
+        data = dict(body.get("data") or {})
+        api = client.CustomObjectsApi(self.api)
+        for name, key, recorded in cohorts:
+            current = digest(data.get(key))
+            if current == recorded:
+                continue
+            await api.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"metadata": {"annotations": {kube.ROSTER_ANNOTATION: current}}},
+            )
+
+
+def registry(runtime: Runtime) -> kopf.OperatorRegistry:
+    """The handlers, registered on a registry of their own (nothing at import time)."""
+    handlers = kopf.OperatorRegistry()
+    resource = (GROUP, VERSION, PLURAL)
+
+    @kopf.on.startup(registry=handlers)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = FINALIZER
+        settings.persistence.diffbase_storage = DigestDiffBaseStorage(
+            prefix="operator.sukverse.io", key="last-handled-digest"
+        )
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+            prefix="operator.sukverse.io"
+        )
+        settings.peering.name = "sukverse-operator"
+        settings.peering.mandatory = True
+        # A watch that goes silent is restarted instead of waiting forever.
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.watching.connect_timeout = 30
+        settings.watching.inactivity_timeout = 600
+        settings.posting.level = 20  # INFO and above become Kubernetes Events
+        settings.batching.worker_limit = runtime.settings.concurrency
+
+    @kopf.on.create(*resource, registry=handlers)
+    @kopf.on.update(*resource, registry=handlers)
+    @kopf.on.resume(*resource, registry=handlers)
+    async def changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        await runtime.reconcile(body, patch)
+
+    @kopf.timer(
+        *resource,
+        interval=runtime.settings.sync_interval_seconds,
+        initial_delay=runtime.settings.sync_interval_seconds,
+        registry=handlers,
+    )
+    async def figures(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        await runtime.sync(body, patch)
+
+    @kopf.on.delete(*resource, registry=handlers)
+    async def deleted(body: kopf.Body, **_: Any) -> None:
+        await runtime.delete(body)
+
+    @kopf.index(*resource, registry=handlers)
+    def rosters(
+        namespace: str | None,
+        name: str,
+        spec: kopf.Spec,
+        annotations: kopf.Annotations,
+        **_: Any,
+    ) -> dict[tuple[str | None, str], tuple[str, str, str]] | None:
+        ref = (spec.get("studentsFrom") or {}).get("configMapKeyRef")
+        if not ref:
+            return None
+        recorded = annotations.get(kube.ROSTER_ANNOTATION, "")
+        return {(namespace, ref["name"]): (name, ref.get("key", "students.csv"), recorded)}
+
+    @kopf.on.event("", "v1", "configmaps", registry=handlers)
+    async def roster_edited(
+        body: kopf.Body,
+        namespace: str | None,
+        name: str,
+        type: str,
+        **kwargs: Any,
+    ) -> None:
+        # The index arrives as a keyword named after its function.
+        index: kopf.Index[tuple[str | None, str], tuple[str, str, str]] = kwargs["rosters"]
+        readers = index.get((namespace, name))
+        if readers and type != "DELETED":
+            await runtime.roster_changed(body, list(readers))
+
+    return handlers

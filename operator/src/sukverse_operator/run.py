@@ -1,0 +1,70 @@
+"""Entry points: the operator in a cluster, and the same reconciler from the command line."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiohttp
+import kopf
+
+from sukverse_operator import kube
+from sukverse_operator.handlers import Runtime, registry
+from sukverse_operator.local import LocalRunner, Result, client_session, read_documents, table
+from sukverse_operator.reconcile import figures_status
+from sukverse_operator.services import ServiceError, Services
+from sukverse_operator.settings import OperatorSettings
+
+
+async def operator(
+    settings: OperatorSettings, *, namespaces: Sequence[str], liveness: str | None
+) -> None:
+    """Run the operator until stopped: every namespace, or only those given.
+
+    Replicas elect one of them through Kopf's peering: each starts with a random priority,
+    the highest works and the others wait, taking over when its keep-alive lapses."""
+    api = await kube.api_client()
+    try:
+        async with client_session(settings) as session:
+            runtime = Runtime(settings, Services(settings, session), api)
+            await kopf.operator(
+                registry=registry(runtime),
+                clusterwide=not namespaces,
+                namespaces=list(namespaces),
+                standalone=False,
+                peering_name="sukverse-operator",
+                priority=secrets.randbelow(2**31),
+                liveness_endpoint=liveness,
+            )
+    finally:
+        await api.close()
+
+
+async def apply(settings: OperatorSettings, files: Sequence[Path]) -> list[Result]:
+    documents = [document for path in files for document in read_documents(path)]
+    async with client_session(settings) as session:
+        return await LocalRunner(settings, Services(settings, session)).apply(documents)
+
+
+async def delete(settings: OperatorSettings, files: Sequence[Path]) -> list[tuple[str, str, bool]]:
+    documents = [document for path in files for document in read_documents(path)]
+    async with client_session(settings) as session:
+        return await LocalRunner(settings, Services(settings, session)).delete(documents)
+
+
+async def get(settings: OperatorSettings) -> str:
+    """The applied cohorts as a table, their figures read from analytics as the timer would."""
+    async with client_session(settings) as session:
+        runner = LocalRunner(settings, Services(settings, session))
+        cohorts = runner.store.cohorts()
+        for cohort in cohorts:
+            status = cohort.setdefault("status", {})
+            workshop_id = status.get("workshopId")
+            if not workshop_id:
+                continue
+            # Without an answer, the table shows the figures last recorded.
+            with contextlib.suppress(ServiceError, aiohttp.ClientError):
+                status.update(figures_status(await runner.services.figures(workshop_id)))
+        return table(cohorts)
