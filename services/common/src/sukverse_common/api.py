@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import IPv4Network, IPv6Network, ip_address
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from sukverse_common.errors import (
     MalformedBody,
@@ -60,6 +70,29 @@ def _has_nul(value: Any) -> bool:
     if isinstance(value, dict):
         return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
     return False
+
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+ExternalId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=320),
+    AfterValidator(_no_control_characters),
+    Field(
+        json_schema_extra={"pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]+$"},
+        description="A key the creating client chose for the object, unique among its own: "
+        "a client that lost the object's id finds it again by this key",
+    ),
+]
+"""A client's own key for an object it creates; the owning service stores it with the
+client's subject and lets that client search by it."""
 
 
 class Page(Schema, Generic[T]):
