@@ -100,6 +100,22 @@ def workshop_body(
     }
 
 
+def patchable(workshop: dict[str, Any]) -> list[dict[str, Any]]:
+    """The workshop's steps as a PATCH `steps` list that changes nothing."""
+    return [
+        {
+            "id": step["id"],
+            "key": step["key"],
+            "title": step["title"],
+            "substeps": [
+                {k: sub[k] for k in ("id", "key", "title", "body", "estimated_minutes")}
+                for sub in step["substeps"]
+            ],
+        }
+        for step in workshop["steps"]
+    ]
+
+
 def kind(event: CloudEvent) -> str:
     """`workshop.created` for `io.sukverse.workshop.workshop.created.v1`."""
     return ".".join(event.type.split(".")[3:5])
@@ -109,6 +125,7 @@ class WorkshopApi:
     """Short calls for the flows most tests start with, all through HTTP."""
 
     body = staticmethod(workshop_body)
+    patchable = staticmethod(patchable)
 
     def __init__(self, client: Client, people: People, published: list[CloudEvent]) -> None:
         self.client = client

@@ -170,6 +170,8 @@ async def test_bad_queries_and_progress_bodies_are_422(api: WorkshopApi) -> None
         ("cursor=%00", "cursor"),
         ("status=gone", "status"),
         ("cursor=abc", "cursor"),
+        ("external_id=", "external_id"),
+        ("external_id=a%0Ab", "external_id"),
     ):
         response = await api.client.get(f"/workshops?{query}", headers=headers)
         assert response.status == 422, query
@@ -196,6 +198,16 @@ async def test_bad_patches_change_nothing(api: WorkshopApi) -> None:
         {"title": ""},
         {"version": 0},
         {"steps": [{"id": "nope", "title": "x", "substeps": [{"title": "y"}]}]},
+        {"external_id": "mine"},
+        {"starts_at": "2027-01-01T00:00:00"},
+        {"ends_at": "2027-01-01T00:00:00Z", "starts_at": "2027-01-02T00:00:00Z"},
+        {"steps": [{"key": "UPPER", "title": "x", "substeps": [{"title": "y"}]}]},
+        {
+            "steps": [
+                {"key": "same", "title": "x", "substeps": [{"title": "y"}]},
+                {"key": "same", "title": "z", "substeps": [{"title": "y"}]},
+            ]
+        },
     ]
     for body in bodies:
         response = await api.client.patch(

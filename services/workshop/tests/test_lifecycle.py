@@ -18,7 +18,7 @@ from sukverse_workshop.settings import WorkshopSettings
 WorkshopApi = Any
 
 ROUTES = {
-    ("/workshops", "post"): {"201", "400", "401", "403", "413", "415", "422"},
+    ("/workshops", "post"): {"201", "400", "401", "403", "409", "413", "415", "422"},
     ("/workshops", "get"): {"200", "401", "403", "422"},
     ("/workshops/{id}", "get"): {"200", "401", "403", "404"},
     ("/workshops/{id}", "patch"): {"200", "400", "401", "403", "404", "409", "413", "415", "422"},
@@ -68,6 +68,10 @@ async def test_openapi_documents_every_route_with_schemas_and_errors(client: Any
     assert "steps" in schemas[out_ref.rsplit("/", 1)[1]]["properties"]
     params = {p["name"] for p in paths["/workshops/{id}/enrollments"]["get"]["parameters"]}
     assert params == {"id", "limit", "cursor", "status"}
+    params = {p["name"] for p in paths["/workshops"]["get"]["parameters"]}
+    assert params == {"limit", "cursor", "status", "external_id"}
+    assert "external_id" in workshop_in["properties"]
+    assert "external_id" not in schemas["WorkshopPatch"]["properties"]
 
 
 async def test_health_and_metrics(client: Any) -> None:

@@ -8,21 +8,6 @@ from typing import Any
 WorkshopApi = Any
 
 
-def _patchable(workshop: dict[str, Any]) -> list[dict[str, Any]]:
-    """The workshop's steps as a PATCH `steps` list that changes nothing."""
-    return [
-        {
-            "id": step["id"],
-            "title": step["title"],
-            "substeps": [
-                {k: sub[k] for k in ("id", "title", "body", "estimated_minutes")}
-                for sub in step["substeps"]
-            ],
-        }
-        for step in workshop["steps"]
-    ]
-
-
 async def test_a_created_workshop_comes_back_with_ids_in_order(api: WorkshopApi) -> None:
     body = api.body(steps=3, substeps=2)
     body["steps"][1]["substeps"][1].pop("estimated_minutes")
@@ -80,7 +65,7 @@ async def test_listing_pages_newest_first_with_a_stable_cursor(api: WorkshopApi)
 
 async def test_patch_edits_reorders_adds_and_removes(api: WorkshopApi) -> None:
     created = await api.create(body=api.body(steps=3, substeps=2))
-    steps = _patchable(created)
+    steps = api.patchable(created)
     _, second, third = steps
     second["substeps"].reverse()
     second["substeps"][0]["body"] = "new body"
@@ -116,7 +101,7 @@ async def test_a_patch_that_changes_nothing_is_not_a_new_version(api: WorkshopAp
         "title": created["title"],
         "description": created["description"],
         "instructor_ids": created["instructor_ids"],
-        "steps": _patchable(created),
+        "steps": api.patchable(created),
     }
     for _ in range(2):
         response = await api.client.patch(url, json=same, headers=api.people.instructor.headers)
@@ -138,7 +123,7 @@ async def test_patch_checks_the_version_when_given(api: WorkshopApi) -> None:
 async def test_ids_of_another_workshop_are_refused_naming_the_field(api: WorkshopApi) -> None:
     mine = await api.create()
     other = await api.create()
-    steps = _patchable(mine)
+    steps = api.patchable(mine)
     steps[1]["substeps"][0]["id"] = other["steps"][0]["substeps"][0]["id"]
     steps[0]["id"] = other["steps"][0]["id"]
     response = await api.client.patch(
@@ -147,7 +132,7 @@ async def test_ids_of_another_workshop_are_refused_naming_the_field(api: Worksho
     assert response.status == 422
     fields = {error["field"] for error in (await response.json())["errors"]}
     assert fields == {"steps.0.id", "steps.1.substeps.0.id"}
-    duplicated = _patchable(mine)
+    duplicated = api.patchable(mine)
     duplicated[1]["id"] = duplicated[0]["id"]
     again = await api.client.patch(
         f"/workshops/{mine['id']}",
@@ -166,7 +151,7 @@ async def test_removing_a_substep_with_progress_is_a_conflict(api: WorkshopApi) 
     await api.enroll(created["id"], people.student.id)
     done = created["steps"][0]["substeps"][1]["id"]
     await api.done(created["id"], done, people.student.headers)
-    steps = _patchable(created)
+    steps = api.patchable(created)
     steps[0]["substeps"].pop(1)
     refused = await api.client.patch(
         f"/workshops/{created['id']}", json={"steps": steps}, headers=people.instructor.headers
@@ -175,11 +160,11 @@ async def test_removing_a_substep_with_progress_is_a_conflict(api: WorkshopApi) 
     assert done in (await refused.text())
     whole_step = await api.client.patch(
         f"/workshops/{created['id']}",
-        json={"steps": _patchable(created)[1:]},
+        json={"steps": api.patchable(created)[1:]},
         headers=people.instructor.headers,
     )
     assert whole_step.status == 409
-    untouched = _patchable(created)
+    untouched = api.patchable(created)
     untouched[0]["substeps"].pop(0)  # no one did this one
     allowed = await api.client.patch(
         f"/workshops/{created['id']}", json={"steps": untouched}, headers=people.instructor.headers
@@ -193,7 +178,7 @@ async def test_an_edit_that_completes_a_step_says_so_and_recounts(api: WorkshopA
     await api.enroll(created["id"], people.student.id)
     first = created["steps"][0]["substeps"]
     await api.done(created["id"], first[0]["id"], people.student.headers)
-    steps = _patchable(created)
+    steps = api.patchable(created)
     steps[0]["substeps"].pop(1)  # the student's one open substep of step 0
     steps[1]["substeps"].append({"title": "More", "body": ""})
     response = await api.client.patch(
@@ -295,7 +280,7 @@ async def test_a_substep_moved_to_another_step_keeps_its_progress(api: WorkshopA
     for sub in created["steps"][1]["substeps"]:
         await api.done(created["id"], sub["id"], people.student.headers)
     await api.done(created["id"], moving, people.student.headers)
-    steps = _patchable(created)
+    steps = api.patchable(created)
     steps[1]["substeps"].append(steps[0]["substeps"].pop(0))
     response = await api.client.patch(
         f"/workshops/{created['id']}", json={"steps": steps}, headers=people.instructor.headers

@@ -29,10 +29,19 @@ def _json(body: bytes, status: int = 200) -> web.Response:
 
 
 @routes.post(
-    "/workshops", body=WorkshopIn, response=WorkshopOut, status=201, permission="workshop:write"
+    "/workshops",
+    body=WorkshopIn,
+    response=WorkshopOut,
+    status=201,
+    permission="workshop:write",
+    errors=(409,),
 )
 async def create_workshop(request: web.Request, body: WorkshopIn) -> web.Response:
-    """Create a workshop with its steps and substeps; every step and substep gets an id."""
+    """Create a workshop with its steps and substeps; every step and substep gets an id.
+
+    An `external_id` names at most one active workshop of the caller: a second create
+    with it is a 409 naming `external_id`, and `GET /workshops?external_id=` finds the
+    first."""
     return _json(await request.app[WORKSHOPS].create(principal(request), body), status=201)
 
 
@@ -41,9 +50,14 @@ async def create_workshop(request: web.Request, body: WorkshopIn) -> web.Respons
 )
 async def list_workshops(request: web.Request, query: WorkshopsQuery) -> Page[WorkshopSummary]:
     """The workshops the caller may see, newest first: all for admins, those taught for
-    instructors, those enrolled in for students (without their steps)."""
+    instructors, those enrolled in for students (without their steps). `external_id`
+    keeps those the caller created with that key."""
     items, cursor = await request.app[WORKSHOPS].list_workshops(
-        principal(request), status=query.status, cursor=query.cursor, limit=query.limit
+        principal(request),
+        status=query.status,
+        external_id=query.external_id,
+        cursor=query.cursor,
+        limit=query.limit,
     )
     return Page[WorkshopSummary].model_construct(items=items, next_cursor=cursor)
 
@@ -62,7 +76,8 @@ async def get_workshop(request: web.Request) -> web.Response:
     errors=(403, 404, 409),
 )
 async def update_workshop(request: web.Request, body: WorkshopPatch) -> web.Response:
-    """Change a workshop: title, description, instructors, and/or the whole list of steps.
+    """Change a workshop: title, description, schedule, instructors, and/or the whole list
+    of steps.
 
     Removing a substep someone has progress on is a 409; ids of steps or substeps that are
     not this workshop's are a 422 naming the field. No change, no new version, no event."""

@@ -12,7 +12,7 @@ import orjson
 
 from sukverse_common.errors import ValidationFailed
 from sukverse_workshop.models import Step, Substep, Workshop
-from sukverse_workshop.schemas import StepPatch
+from sukverse_workshop.schemas import StepIn, StepPatch
 
 MAX_REPORTED_ERRORS = 20
 
@@ -37,6 +37,9 @@ def render_workshop(workshop: Workshop, instructor_ids: list[uuid.UUID], tree: T
         "title": workshop.title,
         "description": workshop.description,
         "status": workshop.status,
+        "external_id": workshop.external_id,
+        "starts_at": workshop.starts_at,
+        "ends_at": workshop.ends_at,
         "instructor_ids": instructor_ids,
         "step_count": workshop.step_count,
         "substep_count": workshop.substep_count,
@@ -58,6 +61,32 @@ class Plan:
     new_substeps: list[Substep] = field(default_factory=list)
     moves: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
     changed: bool = False
+
+
+def check_keys(steps: Sequence[StepIn | StepPatch]) -> None:
+    """A 422 naming each step key another step has, and each substep key another substep
+    of the same step has."""
+    errors: list[dict[str, str]] = []
+    step_keys: set[str] = set()
+    for i, step in enumerate(steps):
+        if step.key is not None:
+            if step.key in step_keys:
+                errors.append({"field": f"steps.{i}.key", "reason": "another step has this key"})
+            step_keys.add(step.key)
+        substep_keys: set[str] = set()
+        for j, sub in enumerate(step.substeps):
+            if sub.key is None:
+                continue
+            if sub.key in substep_keys:
+                errors.append(
+                    {
+                        "field": f"steps.{i}.substeps.{j}.key",
+                        "reason": "another substep of this step has this key",
+                    }
+                )
+            substep_keys.add(sub.key)
+    if errors:
+        raise ValidationFailed(errors=errors[:MAX_REPORTED_ERRORS])
 
 
 def check_ids(
@@ -103,6 +132,7 @@ def plan_steps(
                 id=uuid.uuid4(),
                 workshop_id=workshop_id,
                 position=position,
+                key=item.key,
                 title=item.title,
                 substep_count=len(item.substeps),
             )
@@ -110,9 +140,9 @@ def plan_steps(
             plan.changed = True
         else:
             step = steps[item.id]
-            size = len(item.substeps)
-            if (step.position, step.title, step.substep_count) != (position, item.title, size):
-                step.position, step.title, step.substep_count = position, item.title, size
+            wanted_step = (position, item.key, item.title, len(item.substeps))
+            if (step.position, step.key, step.title, step.substep_count) != wanted_step:
+                step.position, step.key, step.title, step.substep_count = wanted_step
                 plan.changed = True
         plan.ordered.append(step)
         for sub_position, sub_item in enumerate(item.substeps):
@@ -123,6 +153,7 @@ def plan_steps(
                         workshop_id=workshop_id,
                         step_id=step.id,
                         position=sub_position,
+                        key=sub_item.key,
                         title=sub_item.title,
                         body=sub_item.body,
                         estimated_minutes=sub_item.estimated_minutes,
@@ -131,12 +162,20 @@ def plan_steps(
                 plan.changed = True
                 continue
             sub = substeps[sub_item.id]
-            old = (sub.step_id, sub.position, sub.title, sub.body, sub.estimated_minutes)
-            new = (step.id, sub_position, sub_item.title, sub_item.body, sub_item.estimated_minutes)
+            old = (sub.step_id, sub.position, sub.key, sub.title, sub.body, sub.estimated_minutes)
+            new = (
+                step.id,
+                sub_position,
+                sub_item.key,
+                sub_item.title,
+                sub_item.body,
+                sub_item.estimated_minutes,
+            )
             if old != new:
                 if sub.step_id != step.id:
                     plan.moves[sub.id] = step.id
-                sub.step_id, sub.position, sub.title = step.id, sub_position, sub_item.title
-                sub.body, sub.estimated_minutes = sub_item.body, sub_item.estimated_minutes
+                sub.step_id, sub.position, sub.key = step.id, sub_position, sub_item.key
+                sub.title, sub.body = sub_item.title, sub_item.body
+                sub.estimated_minutes = sub_item.estimated_minutes
                 plan.changed = True
     return plan

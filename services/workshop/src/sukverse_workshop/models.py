@@ -13,6 +13,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -33,7 +34,10 @@ messaging = messaging_tables(Base.metadata)
 
 class Workshop(Base):
     """A workshop; `version` grows with every change to what GET /workshops/{id} shows,
-    and `step_count`/`substep_count` are kept so progress never counts the tree."""
+    and `step_count`/`substep_count` are kept so progress never counts the tree.
+
+    `external_id` is a key the creating client chose, `external_owner` that client's token
+    subject: one key names at most one active workshop of each client."""
 
     __tablename__ = "workshops"
 
@@ -48,8 +52,23 @@ class Workshop(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     archived_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    external_id: Mapped[str | None] = mapped_column(String(320))
+    external_owner: Mapped[str | None] = mapped_column(String(200))
+    starts_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
-    __table_args__ = (Index("ix_workshops_newest", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_workshops_newest", "created_at", "id"),
+        Index("ix_workshops_external_id", "external_owner", "external_id"),
+        Index(
+            "uq_workshops_active_external_id",
+            "external_owner",
+            "external_id",
+            unique=True,
+            postgresql_where=text(f"status = '{ACTIVE}'"),
+            sqlite_where=text(f"status = '{ACTIVE}'"),
+        ),
+    )
 
 
 class WorkshopInstructor(Base):
@@ -71,6 +90,7 @@ class Step(Base):
         ForeignKey("workshops.id", ondelete="CASCADE"), index=True
     )
     position: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str | None] = mapped_column(String(63))
     title: Mapped[str] = mapped_column(String(200))
     substep_count: Mapped[int] = mapped_column(Integer)
 
@@ -86,6 +106,7 @@ class Substep(Base):
         ForeignKey("steps.id", ondelete="CASCADE"), index=True
     )
     position: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str | None] = mapped_column(String(63))
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     estimated_minutes: Mapped[int | None] = mapped_column(Integer)

@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, Field, StringConstraints, ValidationInfo, field_validator
 
-from sukverse_common.api import RequestSchema, Schema
+from sukverse_common.api import ExternalId, RequestSchema, Schema
 
 MAX_STEPS = 500
 MAX_SUBSTEPS_PER_STEP = 50
@@ -21,6 +21,11 @@ Description = Annotated[str, StringConstraints(max_length=10_000)]
 Markdown = Annotated[str, StringConstraints(max_length=20_000)]
 Minutes = Annotated[int, Field(ge=0, le=10_000)]
 InstructorIds = Annotated[list[uuid.UUID], Field(max_length=MAX_INSTRUCTORS)]
+Key = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"),
+    Field(description="The client's name for the item, unique among its siblings"),
+]
 
 
 def _check_total(steps: list[StepIn] | list[StepPatch] | None) -> None:
@@ -28,13 +33,29 @@ def _check_total(steps: list[StepIn] | list[StepPatch] | None) -> None:
         raise ValueError(f"a workshop has at most {MAX_SUBSTEPS} substeps in all")
 
 
+def ends_after_start(ends_at: datetime | None, starts_at: datetime | None) -> str | None:
+    """Why a schedule is wrong, or None when it is not."""
+    if ends_at is not None and starts_at is not None and ends_at <= starts_at:
+        return "must be after starts_at"
+    return None
+
+
+def _check_schedule(ends_at: datetime | None, info: ValidationInfo) -> datetime | None:
+    reason = ends_after_start(ends_at, info.data.get("starts_at"))
+    if reason is not None:
+        raise ValueError(reason)
+    return ends_at
+
+
 class SubstepIn(RequestSchema):
+    key: Key | None = None
     title: Title
     body: Markdown = ""
     estimated_minutes: Minutes | None = None
 
 
 class StepIn(RequestSchema):
+    key: Key | None = None
     title: Title
     substeps: list[SubstepIn] = Field(min_length=1, max_length=MAX_SUBSTEPS_PER_STEP)
 
@@ -45,6 +66,9 @@ class WorkshopIn(RequestSchema):
 
     title: Title
     description: Description = ""
+    external_id: ExternalId | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
     steps: list[StepIn] = Field(min_length=1, max_length=MAX_STEPS)
     instructor_ids: InstructorIds | None = None
 
@@ -53,6 +77,8 @@ class WorkshopIn(RequestSchema):
     def _total_substeps(cls, steps: list[StepIn]) -> list[StepIn]:
         _check_total(steps)
         return steps
+
+    _schedule = field_validator("ends_at", mode="after")(_check_schedule)
 
 
 class SubstepPatch(SubstepIn):
@@ -63,7 +89,10 @@ class SubstepPatch(SubstepIn):
 
 
 class StepPatch(RequestSchema):
+    """A step in a PATCH, kept with an `id`, new without; its `key` replaces the stored one."""
+
     id: uuid.UUID | None = None
+    key: Key | None = None
     title: Title
     substeps: list[SubstepPatch] = Field(min_length=1, max_length=MAX_SUBSTEPS_PER_STEP)
 
@@ -71,10 +100,13 @@ class StepPatch(RequestSchema):
 class WorkshopPatch(RequestSchema):
     """A partial update. `steps`, when given, is the whole new list: items with an `id`
     are kept (moved to their new position and edited), items without one are new, and
-    existing ones left out are removed. `version`, when given, must be the current one."""
+    existing ones left out are removed. `starts_at` and `ends_at` given as null clear them.
+    `version`, when given, must be the current one."""
 
     title: Title | None = None
     description: Description | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
     instructor_ids: InstructorIds | None = None
     steps: list[StepPatch] | None = Field(default=None, min_length=1, max_length=MAX_STEPS)
     version: int | None = Field(default=None, ge=1)
@@ -85,9 +117,12 @@ class WorkshopPatch(RequestSchema):
         _check_total(steps)
         return steps
 
+    _schedule = field_validator("ends_at", mode="after")(_check_schedule)
+
 
 class SubstepOut(Schema):
     id: uuid.UUID
+    key: str | None
     title: str
     body: str
     estimated_minutes: int | None
@@ -95,6 +130,7 @@ class SubstepOut(Schema):
 
 class StepOut(Schema):
     id: uuid.UUID
+    key: str | None
     title: str
     substeps: list[SubstepOut]
 
@@ -104,6 +140,9 @@ class WorkshopSummary(Schema):
     title: str
     description: str
     status: Literal["active", "archived"]
+    external_id: str | None
+    starts_at: datetime | None
+    ends_at: datetime | None
     instructor_ids: list[uuid.UUID]
     step_count: int
     substep_count: int
@@ -123,6 +162,7 @@ class PageQuery(RequestSchema):
 
 class WorkshopsQuery(PageQuery):
     status: Literal["active", "archived"] | None = None
+    external_id: ExternalId | None = None
 
 
 class EnrollmentsQuery(PageQuery):

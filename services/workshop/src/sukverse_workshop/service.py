@@ -35,6 +35,7 @@ from sukverse_workshop.domain import (
     MAX_REPORTED_ERRORS,
     Tree,
     check_ids,
+    check_keys,
     percent,
     plan_steps,
     render_workshop,
@@ -60,6 +61,7 @@ from sukverse_workshop.schemas import (
     WorkshopIn,
     WorkshopPatch,
     WorkshopSummary,
+    ends_after_start,
 )
 
 log = structlog.get_logger(__name__)
@@ -69,6 +71,23 @@ ARCHIVED_READ_ONLY = "the workshop is archived: it can be read but not changed"
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time as stored: in UTC, so a create renders it as every later read does."""
+    return None if moment is None else moment.astimezone(UTC)
+
+
+def _key_taken(external_id: str) -> Conflict:
+    return Conflict(
+        "you already have an active workshop with this external_id",
+        errors=[
+            {
+                "field": "external_id",
+                "reason": f"an active workshop of yours has the external_id {external_id!r}",
+            }
+        ],
+    )
 
 
 def oversees(caller: Principal) -> bool:
@@ -92,6 +111,9 @@ def summary_of(workshop: Workshop, instructor_ids: list[uuid.UUID]) -> WorkshopS
         title=workshop.title,
         description=workshop.description,
         status=cast(Any, workshop.status),
+        external_id=workshop.external_id,
+        starts_at=workshop.starts_at,
+        ends_at=workshop.ends_at,
         instructor_ids=instructor_ids,
         step_count=workshop.step_count,
         substep_count=workshop.substep_count,
@@ -171,6 +193,9 @@ class WorkshopService:
     # -- workshops -----------------------------------------------------------------------------
 
     async def create(self, caller: Principal, body: WorkshopIn) -> bytes:
+        """A new workshop; its `external_id`, if any, is the caller's: a second active
+        workshop of the caller with the same one is a 409, and nothing is written."""
+        check_keys(body.steps)
         now = _now()
         if body.instructor_ids is None:
             instructors = [caller.user_id] if caller.user_id is not None else []
@@ -190,6 +215,10 @@ class WorkshopService:
             created_by=caller.user_id,
             created_at=now,
             updated_at=now,
+            external_id=body.external_id,
+            external_owner=caller.subject if body.external_id is not None else None,
+            starts_at=_utc(body.starts_at),
+            ends_at=_utc(body.ends_at),
         )
         tree: Tree = []
         step_rows: list[dict[str, Any]] = []
@@ -201,6 +230,7 @@ class WorkshopService:
                     "id": step_id,
                     "workshop_id": workshop.id,
                     "position": position,
+                    "key": step.key,
                     "title": step.title,
                     "substep_count": len(step.substeps),
                 }
@@ -214,6 +244,7 @@ class WorkshopService:
                         "workshop_id": workshop.id,
                         "step_id": step_id,
                         "position": sub_position,
+                        "key": sub.key,
                         "title": sub.title,
                         "body": sub.body,
                         "estimated_minutes": sub.estimated_minutes,
@@ -222,15 +253,22 @@ class WorkshopService:
                 items.append(
                     {
                         "id": sub_id,
+                        "key": sub.key,
                         "title": sub.title,
                         "body": sub.body,
                         "estimated_minutes": sub.estimated_minutes,
                     }
                 )
-            tree.append({"id": step_id, "title": step.title, "substeps": items})
+            tree.append({"id": step_id, "key": step.key, "title": step.title, "substeps": items})
         async with self.database.sessions() as session, session.begin():
             session.add(workshop)
-            await session.flush()
+            try:
+                await session.flush()
+            except IntegrityError:
+                if body.external_id is None:
+                    raise
+                # The unique index of active workshops' keys: a concurrent create won.
+                raise _key_taken(body.external_id) from None
             await store.set_instructors(session, workshop.id, instructors)
             await session.execute(insert(Step), step_rows)
             await session.execute(insert(Substep), substep_rows)
@@ -269,15 +307,34 @@ class WorkshopService:
         """Two queries: the steps in order, then every substep in order."""
         steps = await store.steps(session, workshop_id)
         by_step: dict[uuid.UUID, list[dict[str, Any]]] = {row.id: [] for row in steps}
-        for sub_id, step_id, title, body, minutes in await store.substeps(session, workshop_id):
+        for sub_id, step_id, key, title, body, minutes in await store.substeps(
+            session, workshop_id
+        ):
             by_step[step_id].append(
-                {"id": sub_id, "title": title, "body": body, "estimated_minutes": minutes}
+                {
+                    "id": sub_id,
+                    "key": key,
+                    "title": title,
+                    "body": body,
+                    "estimated_minutes": minutes,
+                }
             )
-        return [{"id": row.id, "title": row.title, "substeps": by_step[row.id]} for row in steps]
+        return [
+            {"id": row.id, "key": row.key, "title": row.title, "substeps": by_step[row.id]}
+            for row in steps
+        ]
 
     async def list_workshops(
-        self, caller: Principal, *, status: str | None, cursor: str | None, limit: int
+        self,
+        caller: Principal,
+        *,
+        status: str | None,
+        external_id: str | None,
+        cursor: str | None,
+        limit: int,
     ) -> tuple[list[WorkshopSummary], str | None]:
+        """The workshops the caller may see; with an `external_id`, only those the caller
+        itself created with it (another client's keys are never matched)."""
         after = parse_time_cursor(cursor)
         async with self.database.sessions() as session:
             if caller.user_id is None and not oversees(caller):
@@ -288,6 +345,7 @@ class WorkshopService:
                     user_id=caller.user_id,
                     everything=oversees(caller),
                     status=status,
+                    external_key=None if external_id is None else (caller.subject, external_id),
                     after=after,
                     limit=limit + 1,
                 )
@@ -299,6 +357,9 @@ class WorkshopService:
         return items, time_cursor(page[-1].created_at, page[-1].id) if more else None
 
     async def update(self, caller: Principal, workshop_id: uuid.UUID, body: WorkshopPatch) -> bytes:
+        if body.steps is not None:
+            check_keys(body.steps)
+        given = body.model_fields_set
         now = _now()
         try:
             async with self.database.sessions() as session, session.begin():
@@ -312,7 +373,14 @@ class WorkshopService:
                     raise Conflict(
                         f"the workshop is at version {workshop.version}, not {body.version}"
                     )
+                starts_at = _utc(body.starts_at) if "starts_at" in given else workshop.starts_at
+                ends_at = _utc(body.ends_at) if "ends_at" in given else workshop.ends_at
+                wrong = ends_after_start(ends_at, starts_at)
+                if wrong is not None:
+                    raise ValidationFailed(errors=[{"field": "ends_at", "reason": wrong}])
                 changed = False
+                if (starts_at, ends_at) != (workshop.starts_at, workshop.ends_at):
+                    workshop.starts_at, workshop.ends_at, changed = starts_at, ends_at, True
                 if body.title is not None and body.title != workshop.title:
                     workshop.title, changed = body.title, True
                 if body.description is not None and body.description != workshop.description:

@@ -118,11 +118,16 @@ async def visible_workshops(
     user_id: uuid.UUID | None,
     everything: bool,
     status: str | None,
+    external_key: tuple[str, str] | None,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> Sequence[Workshop]:
-    """Newest first: every workshop, or those the user teaches or is enrolled in."""
+    """Newest first: every workshop, or those the user teaches or is enrolled in; with an
+    `external_key` (owner, external id), only those that client created with that key."""
     query = select(Workshop).order_by(Workshop.created_at.desc(), Workshop.id.desc()).limit(limit)
+    if external_key is not None:
+        owner, external_id = external_key
+        query = query.where(Workshop.external_owner == owner, Workshop.external_id == external_id)
     if not everything:
         teaches = select(WorkshopInstructor.workshop_id).where(
             WorkshopInstructor.user_id == user_id
@@ -143,7 +148,7 @@ async def visible_workshops(
 
 async def steps(session: AsyncSession, workshop_id: uuid.UUID) -> Sequence[Any]:
     query = (
-        select(Step.id, Step.title, Step.substep_count)
+        select(Step.id, Step.key, Step.title, Step.substep_count)
         .where(Step.workshop_id == workshop_id)
         .order_by(Step.position)
     )
@@ -152,7 +157,14 @@ async def steps(session: AsyncSession, workshop_id: uuid.UUID) -> Sequence[Any]:
 
 async def substeps(session: AsyncSession, workshop_id: uuid.UUID) -> Sequence[Any]:
     query = (
-        select(Substep.id, Substep.step_id, Substep.title, Substep.body, Substep.estimated_minutes)
+        select(
+            Substep.id,
+            Substep.step_id,
+            Substep.key,
+            Substep.title,
+            Substep.body,
+            Substep.estimated_minutes,
+        )
         .where(Substep.workshop_id == workshop_id)
         .order_by(Substep.position)
     )
