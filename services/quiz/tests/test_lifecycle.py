@@ -63,6 +63,10 @@ async def test_openapi_documents_every_route_with_schemas_and_errors(api: Any) -
     }
     assert quiz_in["properties"]["questions"]["maxItems"] == 200
     assert {"409", "422"} <= set(operations[("/attempts/{id}/answers", "put")]["responses"])
+    assert "external_id" in quiz_in["properties"]
+    assert "409" in operations[("/quizzes", "post")]["responses"]
+    params = {p["name"] for p in operations[("/quizzes", "get")]["parameters"]}
+    assert params == {"workshop_id", "external_id", "limit", "cursor"}
 
 
 async def test_migrations_match_the_models(settings: QuizSettings) -> None:

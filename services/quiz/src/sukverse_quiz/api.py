@@ -24,19 +24,26 @@ routes = Routes("quiz")
 
 
 @routes.post(
-    "/quizzes", body=QuizIn, response=QuizOut, status=201, permission="quiz:write", errors=()
+    "/quizzes", body=QuizIn, response=QuizOut, status=201, permission="quiz:write", errors=(409,)
 )
 async def create_quiz(request: web.Request, body: QuizIn) -> QuizOut:
-    """Create a quiz owned by the caller; questions and options come back with ids."""
+    """Create a quiz owned by the caller; questions and options come back with ids.
+
+    An `external_id` names at most one quiz of the caller: a second create with it is a
+    409 naming `external_id`, and `GET /quizzes?external_id=` finds the first."""
     return await request.app[QUIZZES].create_quiz(principal(request), body)
 
 
 @routes.get("/quizzes", query=QuizzesQuery, response=Page[QuizSummary], permission="quiz:read")
 async def list_quizzes(request: web.Request, query: QuizzesQuery) -> Page[QuizSummary]:
     """Quizzes the caller may see: their own (instructors), those they may attempt
-    (students), all (admins)."""
+    (students), all (admins). `external_id` keeps the one the caller created with it."""
     items, cursor = await request.app[QUIZZES].quizzes(
-        principal(request), workshop_id=query.workshop_id, cursor=query.cursor, limit=query.limit
+        principal(request),
+        workshop_id=query.workshop_id,
+        external_id=query.external_id,
+        cursor=query.cursor,
+        limit=query.limit,
     )
     return Page[QuizSummary](items=items, next_cursor=cursor)
 

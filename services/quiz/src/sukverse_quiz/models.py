@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -31,13 +32,22 @@ messaging = messaging_tables(Base.metadata)
 
 
 class Quiz(Base):
-    """A quiz and its rules; `owner_id` is None when a machine client created it."""
+    """A quiz and its rules; `owner_id` is None when a machine client created it.
+    `external_id` is a key the creating client chose, `external_owner` that client's token
+    subject: one key names at most one quiz of each client."""
 
     __tablename__ = "quizzes"
+    # A unique index rather than a constraint: SQLite adds an index in place, where a
+    # constraint would copy the table and, with foreign keys on, cascade to its questions.
+    __table_args__ = (
+        Index("uq_quizzes_external_id", "external_owner", "external_id", unique=True),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     workshop_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    external_id: Mapped[str | None] = mapped_column(String(320))
+    external_owner: Mapped[str | None] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(String(200))
     pass_mark: Mapped[float] = mapped_column(Float)
     max_attempts: Mapped[int] = mapped_column(Integer)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, RootModel, StrictBool, StringConstraints, model_validator
 
-from sukverse_common.api import RequestSchema, Schema
+from sukverse_common.api import ExternalId, RequestSchema, Schema
 from sukverse_quiz.domain import Grading, Kind, PartialCredit, Review, normalise_text
 
 MAX_QUESTIONS = 200
@@ -107,10 +107,11 @@ QuestionIn = Annotated[
 class QuizIn(RequestSchema):
     """A quiz. `review` says what a student sees of a submitted attempt: `none` (that it
     was submitted), `score` (score, percent, passed) or `answers` (also each question's
-    points and its correct answer)."""
+    points and its correct answer). `external_id` names at most one quiz of the caller's."""
 
     title: Title
     workshop_id: uuid.UUID | None = None
+    external_id: ExternalId | None = None
     pass_mark: PassMark = 50.0
     max_attempts: MaxAttempts = 1
     time_limit_seconds: TimeLimit | None = None
@@ -137,6 +138,7 @@ class QuizPatch(RequestSchema):
 
 class QuizzesQuery(RequestSchema):
     workshop_id: uuid.UUID | None = None
+    external_id: ExternalId | None = None
     limit: int = Field(default=50, ge=1, le=200)
     cursor: Annotated[str, StringConstraints(max_length=100)] | None = None
 
@@ -215,6 +217,7 @@ class _QuizCommon(Schema):
     id: uuid.UUID
     owner_id: uuid.UUID | None
     workshop_id: uuid.UUID | None
+    external_id: str | None
     title: str
     pass_mark: float
     max_attempts: int
@@ -250,6 +253,7 @@ class QuizSummary(Schema):
     id: uuid.UUID
     owner_id: uuid.UUID | None
     workshop_id: uuid.UUID | None
+    external_id: str | None
     title: str
     pass_mark: float
     max_attempts: int

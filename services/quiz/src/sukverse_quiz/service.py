@@ -56,6 +56,18 @@ def is_staff(caller: Principal) -> bool:
     return "admin" in caller.roles or caller.is_machine
 
 
+def _key_taken(external_id: str) -> Conflict:
+    return Conflict(
+        "you already have a quiz with this external_id",
+        errors=[
+            {
+                "field": "external_id",
+                "reason": f"a quiz of yours has the external_id {external_id!r}",
+            }
+        ],
+    )
+
+
 def build_questions(questions: Sequence[QuestionIn]) -> list[Question]:
     built = []
     for position, spec in enumerate(questions):
@@ -214,11 +226,15 @@ class QuizService:
     # -- quizzes --------------------------------------------------------------------------
 
     async def create_quiz(self, caller: Principal, body: QuizIn) -> QuizOut:
+        """A new quiz; a second one with the caller's `external_id` is a 409, and the unique
+        (owner, external id) decides between concurrent creates."""
         now = self.clock()
         quiz = Quiz(
             id=uuid.uuid4(),
             owner_id=caller.user_id,
             workshop_id=body.workshop_id,
+            external_id=body.external_id,
+            external_owner=caller.subject if body.external_id is not None else None,
             title=body.title,
             pass_mark=body.pass_mark,
             max_attempts=body.max_attempts,
@@ -231,8 +247,13 @@ class QuizService:
             updated_at=now,
             questions=build_questions(body.questions),
         )
-        async with self.database.sessions() as session, session.begin():
-            session.add(quiz)
+        try:
+            async with self.database.sessions() as session, session.begin():
+                session.add(quiz)
+        except IntegrityError:
+            if body.external_id is None:
+                raise
+            raise _key_taken(body.external_id) from None
         log.info("quiz created", quiz_id=str(quiz.id), questions=len(quiz.questions))
         return views.full_quiz(quiz)
 
@@ -246,9 +267,12 @@ class QuizService:
         caller: Principal,
         *,
         workshop_id: uuid.UUID | None,
+        external_id: str | None,
         cursor: str | None,
         limit: int,
     ) -> tuple[list[QuizSummary], str | None]:
+        """The quizzes the caller may see; with an `external_id`, only the one the caller
+        itself created with it (another client's keys are never matched)."""
         user_id = caller.user_id
         async with self.database.sessions() as session:
             found = list(
@@ -258,6 +282,7 @@ class QuizService:
                     owner_id=user_id if caller.has("quiz:write") else None,
                     student_id=user_id if caller.has("attempt:write") else None,
                     workshop_id=workshop_id,
+                    external_key=None if external_id is None else (caller.subject, external_id),
                     after=id_cursor(cursor),
                     limit=limit + 1,
                 )

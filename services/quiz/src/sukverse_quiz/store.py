@@ -79,12 +79,17 @@ async def list_quizzes(
     student_id: uuid.UUID | None,
     everything: bool,
     workshop_id: uuid.UUID | None,
+    external_key: tuple[str, str] | None,
     after: uuid.UUID | None,
     limit: int,
 ) -> Sequence[Quiz]:
     """Quizzes a caller may see: all; those it owns or whose workshop it teaches; those a
-    student may attempt."""
+    student may attempt. With an `external_key` (owner, external id), only the one that
+    client created with that key."""
     query = select(Quiz).order_by(Quiz.id).limit(limit)
+    if external_key is not None:
+        owner, external_id = external_key
+        query = query.where(Quiz.external_owner == owner, Quiz.external_id == external_id)
     if not everything:
         visible: list[ColumnElement[bool]] = []
         if owner_id is not None:
