@@ -40,6 +40,9 @@ def _template(**overrides: Any) -> dict[str, Any]:
         (_template(body="Dear {student}"), "body"),
         (_template(body="{name.__class__}"), "body"),
         (_template(body="nul\x00"), "body"),
+        (_template(external_id=""), "external_id"),
+        (_template(external_id="x" * 321), "external_id"),
+        (_template(external_id="a\tb"), "external_id"),
     ],
 )
 async def test_bad_templates_name_the_field(api: Any, body: dict[str, Any], field: str) -> None:
@@ -77,6 +80,7 @@ async def test_bad_requests_are_4xx(api: Any) -> None:
         ("GET", "/certificates?user_id=me", {"headers": h}, 422),
         ("GET", "/certificates?limit=0", {"headers": h}, 422),
         ("GET", "/templates?cursor=zzz", {"headers": h}, 422),
+        ("GET", "/templates?external_id=", {"headers": h}, 422),
         ("GET", "/keys/not-a-key", {}, 404),
         ("GET", "/verify/", {}, 404),
     ]

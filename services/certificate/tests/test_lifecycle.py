@@ -53,6 +53,13 @@ async def test_openapi_documents_every_route(api: Any) -> None:
         assert success in responses, key
         if key[0] not in PUBLIC:
             assert {"401", "403"} <= set(responses), key
+    assert "409" in operations[("/templates", "post")]["responses"]
+    params = {p["name"] for p in operations[("/templates", "get")]["parameters"]}
+    assert params == {"workshop_id", "external_id", "limit", "cursor"}
+    schemas = document["components"]["schemas"]
+    assert "external_id" in schemas["TemplateIn"]["properties"]
+    assert "external_id" in schemas["TemplateOut"]["properties"]
+    assert "external_id" not in schemas["TemplatePatch"]["properties"]
 
 
 async def test_migrations_match_the_models(settings: CertificateSettings) -> None:

@@ -34,7 +34,10 @@ COMPACT_JWS = "text/plain"
 )
 async def create_template(request: web.Request, body: TemplateIn) -> TemplateOut:
     """Define a workshop's certificate (its instructors, admins); issues at once to everyone
-    who already meets it."""
+    who already meets it.
+
+    A second template for the workshop is a 409, and so is a second one with the caller's
+    `external_id` (naming the field); `GET /templates?external_id=` finds the first."""
     return await request.app[CERTIFICATES].create_template(principal(request), body)
 
 
@@ -42,9 +45,14 @@ async def create_template(request: web.Request, body: TemplateIn) -> TemplateOut
     "/templates", query=TemplatesQuery, response=Page[TemplateOut], permission="certificate:write"
 )
 async def list_templates(request: web.Request, query: TemplatesQuery) -> Page[TemplateOut]:
-    """Templates of the workshops the caller teaches (all, for admins)."""
+    """Templates of the workshops the caller teaches (all, for admins). `external_id` keeps
+    the one the caller created with it."""
     items, cursor = await request.app[CERTIFICATES].templates(
-        principal(request), workshop_id=query.workshop_id, cursor=query.cursor, limit=query.limit
+        principal(request),
+        workshop_id=query.workshop_id,
+        external_id=query.external_id,
+        cursor=query.cursor,
+        limit=query.limit,
     )
     return Page[TemplateOut](items=items, next_cursor=cursor)
 

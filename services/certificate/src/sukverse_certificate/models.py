@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sukverse_common.db import UtcDateTime, service_metadata
@@ -20,14 +20,23 @@ class Base(DeclarativeBase):
 messaging = messaging_tables(Base.metadata)
 
 
+EXTERNAL_KEY_INDEX = "uq_templates_external_id"
+
+
 class Template(Base):
     """A workshop's certificate: its text and the criteria a student must meet (one per
-    workshop)."""
+    workshop). `external_id` is a key the creating client chose, `external_owner` that
+    client's token subject: one key names at most one template of each client."""
 
     __tablename__ = "templates"
+    # A unique index rather than a constraint: SQLite adds an index in place, where a
+    # constraint would copy the table, which certificates refer to.
+    __table_args__ = (Index(EXTERNAL_KEY_INDEX, "external_owner", "external_id", unique=True),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     workshop_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(320))
+    external_owner: Mapped[str | None] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     min_completion_percent: Mapped[float] = mapped_column(Float)

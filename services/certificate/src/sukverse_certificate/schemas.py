@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from sukverse_certificate.domain import PLACEHOLDERS, unknown_placeholders
-from sukverse_common.api import RequestSchema, Schema
+from sukverse_common.api import ExternalId, RequestSchema, Schema
 
 MAX_REQUIRED_QUIZZES = 100
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
@@ -44,7 +44,10 @@ def _known_placeholders(text: str) -> str:
 
 
 class TemplateIn(RequestSchema):
+    """A workshop's certificate; `external_id` names at most one template of the caller's."""
+
     workshop_id: uuid.UUID
+    external_id: ExternalId | None = None
     title: Title
     body: Body
     criteria: CriteriaIn = Field(default_factory=CriteriaIn)
@@ -75,6 +78,7 @@ class CriteriaOut(Schema):
 class TemplateOut(Schema):
     id: uuid.UUID
     workshop_id: uuid.UUID
+    external_id: str | None
     title: str
     body: str
     criteria: CriteriaOut
@@ -84,6 +88,7 @@ class TemplateOut(Schema):
 
 class TemplatesQuery(RequestSchema):
     workshop_id: uuid.UUID | None = None
+    external_id: ExternalId | None = None
     limit: int = Field(default=50, ge=1, le=200)
     cursor: Cursor | None = None
 

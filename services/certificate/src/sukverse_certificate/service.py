@@ -14,7 +14,7 @@ from sukverse_certificate import store
 from sukverse_certificate.badges import Award, BadgeKeys, credential, sign
 from sukverse_certificate.domain import narrative, render
 from sukverse_certificate.issuing import criteria_of, evaluate_everyone
-from sukverse_certificate.models import Certificate, Template
+from sukverse_certificate.models import EXTERNAL_KEY_INDEX, Certificate, Template
 from sukverse_certificate.pdf import Printable, render_pdf
 from sukverse_certificate.schemas import (
     CertificateOut,
@@ -55,10 +55,18 @@ def is_staff(caller: Principal) -> bool:
     return "admin" in caller.roles or caller.is_machine
 
 
+def _refused_external_key(exc: IntegrityError) -> bool:
+    """Whether the unique index of external keys refused a template, rather than the one
+    template per workshop: PostgreSQL names the index, SQLite its columns."""
+    message = str(exc.orig)
+    return EXTERNAL_KEY_INDEX in message or "templates.external_id" in message
+
+
 def template_out(template: Template) -> TemplateOut:
     return TemplateOut(
         id=template.id,
         workshop_id=template.workshop_id,
+        external_id=template.external_id,
         title=template.title,
         body=template.body,
         criteria=CriteriaOut(
@@ -130,6 +138,8 @@ class CertificateService:
             template = Template(
                 id=uuid.uuid4(),
                 workshop_id=body.workshop_id,
+                external_id=body.external_id,
+                external_owner=caller.subject if body.external_id is not None else None,
                 title=body.title,
                 body=body.body,
                 created_by=caller.user_id,
@@ -140,7 +150,18 @@ class CertificateService:
             session.add(template)
             try:
                 await session.flush()
-            except IntegrityError:
+            except IntegrityError as exc:
+                if _refused_external_key(exc):
+                    raise Conflict(
+                        "you already have a template with this external_id",
+                        errors=[
+                            {
+                                "field": "external_id",
+                                "reason": "a template of yours has the external_id "
+                                f"{body.external_id!r}",
+                            }
+                        ],
+                    ) from None
                 raise Conflict("the workshop has a certificate template already") from None
             issued = await evaluate_everyone(session, self.outbox, template=template, now=now)
         log.info("template created", template_id=str(template.id), issued=issued)
@@ -182,8 +203,16 @@ class CertificateService:
         return template_out(template)
 
     async def templates(
-        self, caller: Principal, *, workshop_id: uuid.UUID | None, cursor: str | None, limit: int
+        self,
+        caller: Principal,
+        *,
+        workshop_id: uuid.UUID | None,
+        external_id: str | None,
+        cursor: str | None,
+        limit: int,
     ) -> tuple[list[TemplateOut], str | None]:
+        """The templates the caller may see; with an `external_id`, only the one the caller
+        itself created with it (another client's keys are never matched)."""
         async with self.database.sessions() as session:
             found = list(
                 await store.list_templates(
@@ -191,6 +220,7 @@ class CertificateService:
                     everything=is_staff(caller),
                     instructor_id=caller.user_id,
                     workshop_id=workshop_id,
+                    external_key=None if external_id is None else (caller.subject, external_id),
                     after=id_cursor(cursor),
                     limit=limit + 1,
                 )

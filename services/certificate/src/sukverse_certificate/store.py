@@ -57,10 +57,16 @@ async def list_templates(
     everything: bool,
     instructor_id: uuid.UUID | None,
     workshop_id: uuid.UUID | None,
+    external_key: tuple[str, str] | None,
     after: uuid.UUID | None,
     limit: int,
 ) -> Sequence[Template]:
+    """Templates a caller may see: all, or those of the workshops it teaches; with an
+    `external_key` (owner, external id), only the one that client created with that key."""
     query = select(Template).order_by(Template.id).limit(limit)
+    if external_key is not None:
+        owner, external_id = external_key
+        query = query.where(Template.external_owner == owner, Template.external_id == external_id)
     if not everything:
         if instructor_id is None:
             return []
