@@ -107,8 +107,13 @@ class Runtime:
             wanted = desired_status(cohort, outcome)
             if self._set(body, patch, previous, wanted) and outcome.refusals:
                 kopf.warn(body, reason="ChangeRefused", message="; ".join(outcome.refusals))
-            if outcome.writes:
-                log.info("reconciled", cohort=cohort.key, writes=outcome.writes)
+            log.info(
+                "reconciled",
+                cohort=cohort.key,
+                writes=outcome.writes,
+                phase=wanted["phase"],
+                seconds=round(time.monotonic() - self.full_at[cohort.key], 3),
+            )
             if outcome.pending:
                 raise kopf.TemporaryError("; ".join(outcome.pending), delay=PENDING_RETRY_SECONDS)
 

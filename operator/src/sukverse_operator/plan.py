@@ -8,6 +8,7 @@ cohort as it is written.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -171,8 +172,16 @@ def external_id(cohort: Cohort) -> str:
     return cohort.key
 
 
+MAX_EXTERNAL_ID = 320
+
+
 def quiz_external_id(cohort: Cohort, name: str) -> str:
-    return f"{cohort.key}/quiz/{name}"
+    """A quiz's key: the cohort's and the quiz's name, or their digest where a long
+    `namespace/name` (without a cluster) would make it longer than the services take."""
+    key = f"{cohort.key}/quiz/{name}"
+    if len(key) <= MAX_EXTERNAL_ID:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def plan(cohort: Cohort, students: Sequence[Student], observed: Observed) -> list[Action]:

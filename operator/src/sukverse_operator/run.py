@@ -8,10 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
-import kopf
 
-from sukverse_operator import kube
-from sukverse_operator.handlers import Runtime, registry
 from sukverse_operator.local import LocalRunner, Result, client_session, read_documents, table
 from sukverse_operator.reconcile import figures_status
 from sukverse_operator.services import ServiceError, Services
@@ -24,7 +21,15 @@ async def operator(
     """Run the operator until stopped: every namespace, or only those given.
 
     Replicas elect one of them through Kopf's peering: each starts with a random priority,
-    the highest works and the others wait, taking over when its keep-alive lapses."""
+    the highest works and the others wait, taking over when its keep-alive lapses.
+
+    Kopf and the Kubernetes client (seconds to import) load here only, not for the
+    commands that run without a cluster."""
+    import kopf
+
+    from sukverse_operator import kube
+    from sukverse_operator.handlers import Runtime, registry
+
     api = await kube.api_client()
     try:
         async with client_session(settings) as session:

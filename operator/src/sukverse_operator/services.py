@@ -212,12 +212,8 @@ class Services:
             self.pages("certificate", "/templates", {"workshop_id": workshop_id}),
             self.thresholds(uuid.UUID(workshop_id)),
         )
-        prefix = quiz_external_id(cohort, "")
-        ours = {
-            str(q["external_id"])[len(prefix) :]: q["id"]
-            for q in quizzes
-            if str(q.get("external_id") or "").startswith(prefix)
-        }
+        names = {quiz_external_id(cohort, name): name for name in cohort.spec.quiz_keys()}
+        ours = {names[q["external_id"]]: q["id"] for q in quizzes if q.get("external_id") in names}
         full = await gather(self.ok("quiz", "GET", f"/quizzes/{i}") for i in ours.values())
         return Observed(
             users=users,

@@ -269,3 +269,99 @@ def test_up_provisions_its_machine_clients(platform: Platform) -> None:
     code, output = platform.interrupt()
     assert code == 0
     assert clients["operator"] not in output and clients["user_mgmt"] not in output
+
+
+SAMPLES = Path(__file__).resolve().parents[3] / "k8s" / "samples"
+
+
+def sukverse(platform: Platform, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """A `sukverse` command against the platform, as its user runs it on the same machine:
+    the services' URLs and the data directory (where `up` keeps the operator's secret)."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SUKVERSE_")},
+        "SUKVERSE_DATA_DIR": str(platform.data_dir),
+        **{f"SUKVERSE_{name.upper()}_URL": platform.service_url(name) for name in SERVICES},
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "sukverse_platform.cli", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cohorts_apply_reapply_get_and_delete_without_kubernetes(platform: Platform) -> None:
+    admin = {"email": "root@example.com", "password": "a long admin passphrase for tests"}
+    platform.env = {
+        "SUKVERSE_ADMIN_EMAIL": admin["email"],
+        "SUKVERSE_ADMIN_PASSWORD": admin["password"],
+    }
+    platform.start()
+    files = [SAMPLES / name for name in ("small-cohort.yaml", "quiz-and-certificate.yaml")]
+    files.append(SAMPLES / "csv-roster.yaml")
+    first = sukverse(platform, "apply", *(arg for f in files for arg in ("-f", str(f))))
+    assert first.returncode == 0, first.stdout + first.stderr
+    lines = first.stdout.splitlines()
+    applied = [line for line in lines if line.startswith("sukversecohort")]
+    assert len(applied) == 3, first.stdout
+    assert all("configured" in line and line.endswith(": Ready") for line in applied)
+    invitations = platform.data_dir / "cohorts" / "default" / "git-basics-spring.invitations.json"
+    assert invitations.stat().st_mode & 0o777 == 0o600
+    assert len(json.loads(invitations.read_text())) == 3
+
+    again = sukverse(platform, "apply", "-f", str(files[0]))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[0] == (
+        "sukversecohort.sukverse.io/git-basics-spring unchanged (0 writes): Ready"
+    )
+
+    table = sukverse(platform, "get", "cohorts")
+    assert table.returncode == 0, table.stderr
+    rows = [row.split() for row in table.stdout.splitlines()]
+    assert rows[0] == [
+        "NAMESPACE",
+        "NAME",
+        "READY",
+        "PHASE",
+        "ENROLLED",
+        "COMPLETION",
+        "AT-RISK",
+        "CERTIFICATES",
+    ]
+    by_name = {row[1]: row for row in rows[1:]}
+    assert by_name["git-basics-spring"][2:5] == ["True", "Ready", "3"]
+    assert by_name["kubernetes-fundamentals-autumn"][2:5] == ["True", "Ready", "2"]
+
+    status = json.loads(
+        (platform.data_dir / "cohorts" / "default" / "git-basics-spring.cohort.json").read_text()
+    )["status"]
+    gone = sukverse(platform, "delete", "-f", str(files[0]))
+    assert gone.returncode == 0, gone.stderr
+    assert "git-basics-spring deleted" in gone.stdout
+    root = call("POST", f"{platform.url}/auth/login", admin)[1]["access_token"]
+    workshop = call(
+        "GET", f"{platform.service_url('workshop')}/workshops/{status['workshopId']}", token=root
+    )[1]
+    assert workshop["status"] == "archived"
+    enrollments = call(
+        "GET",
+        f"{platform.service_url('workshop')}/workshops/{status['workshopId']}/enrollments",
+        token=root,
+    )[1]
+    assert len(enrollments["items"]) == 3  # the learners' records stay
+    rows = sukverse(platform, "get", "cohorts").stdout.splitlines()
+    assert not any("git-basics-spring" in row for row in rows)
+
+    no_students = (
+        "apiVersion: sukverse.io/v1alpha1\nkind: SukverseCohort\nmetadata: {name: empty}\n"
+        "spec: {workshop: {title: W, steps: [{title: S, substeps: [{title: T}]}]}}\n"
+    )
+    bad = sukverse(platform, "apply", "-f", "-", stdin=no_students)
+    assert bad.returncode == 1
+    assert "SukverseCohort empty" in bad.stderr
+    assert "a cohort needs students, studentsFrom, or both" in bad.stderr
+    code, output = platform.interrupt()
+    assert code == 0, output

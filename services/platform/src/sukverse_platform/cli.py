@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -176,7 +177,10 @@ def _cohorts(args: argparse.Namespace) -> int:
 
     try:
         settings = OperatorSettings()
-        configure_logging(settings.log_level)
+        # The commands a user reads print their own lines; their logs say only what is wrong,
+        # unless a level is asked for.
+        quiet = args.command != "operator" and "SUKVERSE_LOG_LEVEL" not in os.environ
+        configure_logging("WARNING" if quiet else settings.log_level)
         if args.command == "operator":
             asyncio.run(run.operator(settings, namespaces=args.namespace, liveness=args.liveness))
             return 0
