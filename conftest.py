@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -139,6 +140,13 @@ def prometheus(request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]
         hack("prometheus.sh", "stop", str(directory))
         if request.session.testsfailed == 0:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """The helm that hack/kube.sh builds into the cache."""
+    hack("kube.sh", "install")
+    return Path(os.environ.get("SUKVERSE_CACHE", Path.home() / ".cache/sukverse")) / "bin/helm"
 
 
 @pytest.fixture(scope="session")
@@ -385,10 +393,7 @@ def identity(request: pytest.FixtureRequest) -> Iterator[Identity]:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.fixture
-def launch(request: pytest.FixtureRequest) -> Iterator[Callable[..., ServiceProcess]]:
-    """Start services as processes of their own: `launch(name, settings, migrate=False)`;
-    all are stopped at the end of the test, and their logs kept if anything failed."""
+def _launcher(request: pytest.FixtureRequest) -> Iterator[Callable[..., ServiceProcess]]:
     directory = _short_dir("services")
     started: list[ServiceProcess] = []
     failed_before = request.session.testsfailed
@@ -406,6 +411,40 @@ def launch(request: pytest.FixtureRequest) -> Iterator[Callable[..., ServiceProc
         service.stop()
     if request.session.testsfailed == failed_before:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def launch(request: pytest.FixtureRequest) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start services as processes of their own: `launch(name, settings, migrate=False)`;
+    all are stopped at the end of the test, and their logs kept if anything failed."""
+    yield from _launcher(request)
+
+
+@pytest.fixture(scope="module")
+def module_launch(request: pytest.FixtureRequest) -> Iterator[Callable[..., ServiceProcess]]:
+    """`launch` for the services that a whole module's tests share."""
+    yield from _launcher(request)
+
+
+@pytest.fixture(scope="session")
+def create_database(postgres_server: Server) -> Callable[[], str]:
+    """`create_database()` makes a new PostgreSQL database on the session's server (left
+    to the server's end, for the tests of a whole module); its URL."""
+    return lambda: _create_database(postgres_server)
+
+
+def _create_database(server: Server) -> str:
+
+    async def create(name: str) -> None:
+        admin = await asyncpg.connect(server.address)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    asyncio.run(create(name))
+    return server.address.rsplit("/", 1)[0] + f"/{name}"
 
 
 @pytest.fixture

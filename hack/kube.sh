@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane without nodes: etcd + kube-apiserver on loopback.
-#   kube.sh install      build etcd, kube-apiserver, kubectl and helm into $CACHE/bin
-#   kube.sh start DIR    certificates, etcd and kube-apiserver in DIR; prints the kubeconfig path
+#   kube.sh install      build etcd, kube-apiserver, kube-controller-manager, kubectl and helm into $CACHE/bin
+#   kube.sh start DIR    certificates, etcd, kube-apiserver and kube-controller-manager (garbage
+#                        collection, namespace deletion, service accounts) in DIR; prints the kubeconfig path
 #   kube.sh stop DIR
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
@@ -35,16 +36,24 @@ kube_gomod() {
   grep -oE '^\s+k8s\.io/[a-z0-9-]+ v0\.0\.0$' "$mod" | awk -v v="$KUBE_STAGING_VERSION" '{print "replace " $1 " => " $1 " " v}'
 }
 
+KUBE_COMMANDS=(kube-apiserver kube-controller-manager kubectl)
+
+# Builds the commands of KUBE_COMMANDS that are missing, or all of them when the
+# pinned version changed, in one go build so that they share its work.
 install_kube() {
-  installed kubernetes "$KUBERNETES_VERSION" && [[ -x $BIN/kube-apiserver && -x $BIN/kubectl ]] && return
+  local c packages=()
+  for c in "${KUBE_COMMANDS[@]}"; do
+    installed kubernetes "$KUBERNETES_VERSION" && [[ -x $BIN/$c ]] && continue
+    packages+=("k8s.io/kubernetes/cmd/$c")
+  done
+  ((${#packages[@]})) || return 0
   local v=${KUBERNETES_VERSION#v} ldflags='' p gomod
   gomod=$(kube_gomod)
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=${v%%.*}"
     ldflags+=" -X $p.gitMinor=$(cut -d. -f2 <<<"$v") -X $p.gitTreeState=clean"
   done
-  go_build "$CACHE/src/kubernetes-$KUBERNETES_VERSION" "$gomod" "$ldflags" "$BIN/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+  go_build "$CACHE/src/kubernetes-$KUBERNETES_VERSION" "$gomod" "$ldflags" "$BIN/" "${packages[@]}"
   mark_installed kubernetes "$KUBERNETES_VERSION"
 }
 
@@ -77,7 +86,7 @@ cmd_install() {
 # pki DIR: CA, apiserver serving cert, service-account key pair, admin client cert.
 pki() {
   local d=$1/pki
-  [[ -f $d/admin.crt ]] && return
+  [[ -f $d/controller-manager.crt ]] && return
   need openssl
   log "generating certificates in $d"
   mkdir -p "$d"
@@ -91,6 +100,8 @@ pki() {
       -extfile apiserver.ext -out apiserver.crt
     openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=sukverse-admin" -keyout admin.key -out admin.csr
     openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -out admin.crt
+    openssl req -newkey rsa:2048 -nodes -subj /CN=system:kube-controller-manager -keyout controller-manager.key -out controller-manager.csr
+    openssl x509 -req -in controller-manager.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -out controller-manager.crt
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key
     openssl pkey -in sa.key -pubout -out sa.pub
   ) >/dev/null 2>"$d/openssl.log" || die "openssl failed, see $d/openssl.log"
@@ -156,13 +167,50 @@ current-context: sukverse
 EOF
   wait_ready "$dir/kube-apiserver.pid" 60 "kube-apiserver (log: $dir/kube-apiserver.log)" \
     curl -sf --cacert "$p/ca.crt" --cert "$p/admin.crt" --key "$p/admin.key" "https://127.0.0.1:$API_PORT/readyz" -o /dev/null
+  start_controller_manager "$dir"
   trap - EXIT
   log "ready after ${SECONDS}s; export KUBECONFIG=$kubeconfig"
   echo "$kubeconfig"
 }
 
+# The controllers a test needs of a cluster without nodes: owner references garbage-collected,
+# namespaces really deleted, each namespace's default ServiceAccount made.
+start_controller_manager() {
+  local dir=$1 p=$1/pki
+  [[ -x $BIN/kube-controller-manager ]] || die "kube-controller-manager missing in $BIN: run 'hack/kube.sh install'"
+  # shellcheck source=/dev/null
+  . "$dir/ports.env"
+  cat >"$dir/controller-manager.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: sukverse
+  cluster: {server: "https://127.0.0.1:$API_PORT", certificate-authority: "$p/ca.crt"}
+users:
+- name: controller-manager
+  user: {client-certificate: "$p/controller-manager.crt", client-key: "$p/controller-manager.key"}
+contexts:
+- name: sukverse
+  context: {cluster: sukverse, user: controller-manager}
+current-context: sukverse
+EOF
+  log "starting kube-controller-manager"
+  "$BIN/kube-controller-manager" --kubeconfig "$dir/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false --use-service-account-credentials \
+    --controllers garbage-collector-controller,namespace-controller,serviceaccount-controller \
+    --service-account-private-key-file "$p/sa.key" --root-ca-file "$p/ca.crt" \
+    --concurrent-gc-syncs 5 --concurrent-namespace-syncs 5 \
+    >"$dir/kube-controller-manager.log" 2>&1 &
+  echo $! >"$dir/kube-controller-manager.pid"
+  sleep 1
+  pid_alive "$dir/kube-controller-manager.pid" || die "kube-controller-manager exited (log: $dir/kube-controller-manager.log)"
+}
+
 cmd_stop() {
   (($# == 1)) || usage "kube.sh stop DIR"
+  stop_pid "$1/kube-controller-manager.pid" kube-controller-manager
   stop_pid "$1/kube-apiserver.pid" kube-apiserver
   stop_pid "$1/etcd.pid" etcd
 }

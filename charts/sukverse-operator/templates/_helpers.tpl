@@ -1,0 +1,109 @@
+{{/* The chart's name, or nameOverride. */}}
+{{- define "sukverse-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of the release's resources, truncated to 63 characters (the limit of a DNS
+label). The release name alone when it already contains the chart's name.
+*/}}
+{{- define "sukverse-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Chart name and version, as the helm.sh/chart label. */}}
+{{- define "sukverse-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of every resource. */}}
+{{- define "sukverse-operator.labels" -}}
+helm.sh/chart: {{ include "sukverse-operator.chart" . }}
+{{ include "sukverse-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: sukverse
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Selector labels: only name and instance, which never change on upgrade. */}}
+{{- define "sukverse-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sukverse-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The ServiceAccount the operator runs as. */}}
+{{- define "sukverse-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "sukverse-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The name of the Kopf peering object(s): the operator joins the peering of this name
+(sukverse_operator.run), so it is fixed, not derived from the release.
+*/}}
+{{- define "sukverse-operator.peeringName" -}}
+sukverse-operator
+{{- end }}
+
+{{/* Where the client secret is mounted, and the file in it. */}}
+{{- define "sukverse-operator.secretDir" -}}
+/var/run/secrets/sukverse/operator
+{{- end }}
+
+{{/*
+The operator's permissions on namespaced resources, as RBAC rules: the same whether they
+are granted cluster-wide (a ClusterRole) or in each watched namespace (a Role).
+*/}}
+{{- define "sukverse-operator.namespacedRules" -}}
+- apiGroups: [sukverse.io]
+  resources: [sukversecohorts]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [sukverse.io]
+  resources: [sukversecohorts/status]
+  verbs: [get, patch, update]
+- apiGroups: [sukverse.io]
+  resources: [sukversecohorts/finalizers]
+  verbs: [update]
+# Rosters (studentsFrom.configMapKeyRef), read and watched.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch]
+# The <cohort>-invitations Secrets it writes; it never lists, watches or deletes Secrets.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, create, patch, update]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [kopf.dev]
+  resources: [kopfpeerings]
+  verbs: [get, list, watch, patch]
+{{- end }}
+
+{{/* Cluster-scoped permissions, needed in either mode. */}}
+{{- define "sukverse-operator.clusterRules" -}}
+# Kopf watches the CRDs to learn which resources are served.
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [get, list, watch]
+# Kopf lists and watches namespaces to know which of the served ones exist.
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch]
+{{- end }}
