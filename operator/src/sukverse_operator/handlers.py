@@ -185,6 +185,7 @@ class Runtime:
                 PLURAL,
                 name,
                 {"metadata": {"annotations": {kube.ROSTER_ANNOTATION: current}}},
+                _content_type=kube.MERGE_PATCH,  # type: ignore[call-arg]  # a kwargs option the stubs omit
             )
 
 
@@ -193,7 +194,12 @@ def registry(runtime: Runtime) -> kopf.OperatorRegistry:
     handlers = kopf.OperatorRegistry()
     resource = (GROUP, VERSION, PLURAL)
 
-    @kopf.on.startup(registry=handlers)
+    @kopf.on.login(id="login", registry=handlers)
+    async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """The credentials the Kubernetes client finds: in-cluster, else the kubeconfig."""
+        return await kopf.login_via_async_client(**kwargs)
+
+    @kopf.on.startup(id="configure", registry=handlers)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = FINALIZER
         settings.persistence.diffbase_storage = DigestDiffBaseStorage(
@@ -212,9 +218,9 @@ def registry(runtime: Runtime) -> kopf.OperatorRegistry:
         settings.posting.level = 20  # INFO and above become Kubernetes Events
         settings.batching.worker_limit = runtime.settings.concurrency
 
-    @kopf.on.create(*resource, registry=handlers)
-    @kopf.on.update(*resource, registry=handlers)
-    @kopf.on.resume(*resource, registry=handlers)
+    @kopf.on.create(*resource, id="reconcile", registry=handlers)
+    @kopf.on.update(*resource, id="reconcile", registry=handlers)
+    @kopf.on.resume(*resource, id="reconcile", registry=handlers)
     async def changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         await runtime.reconcile(body, patch)
 
@@ -222,16 +228,18 @@ def registry(runtime: Runtime) -> kopf.OperatorRegistry:
         *resource,
         interval=runtime.settings.sync_interval_seconds,
         initial_delay=runtime.settings.sync_interval_seconds,
+        id="figures",
         registry=handlers,
     )
     async def figures(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         await runtime.sync(body, patch)
 
-    @kopf.on.delete(*resource, registry=handlers)
+    @kopf.on.delete(*resource, id="archive", registry=handlers)
     async def deleted(body: kopf.Body, **_: Any) -> None:
         await runtime.delete(body)
 
-    @kopf.index(*resource, registry=handlers)
+    # Handler ids are fixed: they name the progress annotations and the index keyword.
+    @kopf.index(*resource, id="rosters", registry=handlers)
     def rosters(
         namespace: str | None,
         name: str,
@@ -245,7 +253,7 @@ def registry(runtime: Runtime) -> kopf.OperatorRegistry:
         recorded = annotations.get(kube.ROSTER_ANNOTATION, "")
         return {(namespace, ref["name"]): (name, ref.get("key", "students.csv"), recorded)}
 
-    @kopf.on.event("", "v1", "configmaps", registry=handlers)
+    @kopf.on.event("", "v1", "configmaps", id="roster-edited", registry=handlers)
     async def roster_edited(
         body: kopf.Body,
         namespace: str | None,

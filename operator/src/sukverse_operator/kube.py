@@ -13,6 +13,7 @@ from sukverse_operator.reconcile import Invitation
 from sukverse_operator.spec import Cohort, RosterError, Student, StudentsFrom, parse_roster
 
 ROSTER_ANNOTATION = "sukverse.io/roster"
+MERGE_PATCH = "application/merge-patch+json"
 
 
 async def api_client() -> client.ApiClient:
@@ -68,7 +69,12 @@ async def write_invitations(
         for item in invitations
     }
     try:
-        await core.patch_namespaced_secret(name, cohort.namespace, {"data": data})
+        await core.patch_namespaced_secret(
+            name,
+            cohort.namespace,
+            {"data": data},
+            _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # a kwargs option the stubs omit
+        )
         return
     except ApiException as exc:
         if exc.status != 404:
