@@ -81,10 +81,11 @@ are granted cluster-wide (a ClusterRole) or in each watched namespace (a Role).
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch]
-# The <cohort>-invitations Secrets it writes; it never lists, watches or deletes Secrets.
+# The <cohort>-invitations Secrets it writes (created, then patched with new accounts'
+# tokens); it never gets, lists, watches, updates or deletes a Secret.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, create, patch, update]
+  verbs: [create, patch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]

@@ -89,7 +89,8 @@ class Runtime:
             try:
                 csv_students = await kube.students_from(self.api, cohort)
             except RosterError as exc:
-                self._set(body, patch, previous, desired_status(cohort, None, error=str(exc)))
+                wanted = desired_status(cohort, None, error=str(exc), reason="RosterInvalid")
+                self._set(body, patch, previous, wanted)
                 raise kopf.PermanentError(str(exc)) from None
             students = roster(cohort.spec, csv_students)
 
@@ -99,7 +100,9 @@ class Runtime:
             try:
                 outcome = await reconcile(cohort, students, self.services, invite)
             except ServiceError as exc:
-                self._set(body, patch, previous, desired_status(cohort, None, error=exc.message))
+                reason = "ChangeRefused" if isinstance(exc, RefusedError) else "ServiceUnavailable"
+                wanted = desired_status(cohort, None, error=exc.message, reason=reason)
+                self._set(body, patch, previous, wanted)
                 if isinstance(exc, RefusedError):
                     raise kopf.PermanentError(exc.message) from None
                 raise kopf.TemporaryError(
@@ -129,13 +132,13 @@ class Runtime:
         return True
 
     async def sync(self, body: kopf.Body, patch: kopf.Patch) -> None:
-        """The timer: the figures from analytics; in full when the last full run is old or
-        did not reach the current generation."""
+        """The timer: the figures from analytics, and now and then (`resync_interval`) a
+        full run that repairs drift. A change of the spec and a failed run are the update
+        handler's and Kopf's retries, so the timer never runs beside them on purpose."""
         status = dict(body.get("status") or {})
-        generation = int(body.get("metadata", {}).get("generation") or 1)
         uid = str(body["metadata"]["uid"])
         due = time.monotonic() - self.full_at.get(uid, 0.0) > self.settings.resync_interval_seconds
-        if due or status.get("observedGeneration") != generation or status.get("phase") != "Ready":
+        if due and not self.lock(uid).locked():
             # A failure is already in the status; the timer comes back.
             with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
                 await self.reconcile(body, patch)

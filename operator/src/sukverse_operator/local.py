@@ -34,6 +34,7 @@ from sukverse_operator.settings import OperatorSettings
 from sukverse_operator.spec import (
     GROUP,
     KIND,
+    VERSION,
     Cohort,
     RosterError,
     Student,
@@ -41,7 +42,7 @@ from sukverse_operator.spec import (
     roster,
 )
 
-API_VERSION = f"{GROUP}/v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
 PENDING_ROUNDS = 20
 PENDING_DELAY_SECONDS = 0.25
 

@@ -55,8 +55,6 @@ class Observed:
 class Action:
     """One write to one service."""
 
-    service = ""
-
     def as_dict(self) -> dict[str, Any]:
         """The action as plain data, for logs and the planner's test cases."""
         return {"action": type(self).__name__, **_plain(asdict(self))}
@@ -66,7 +64,6 @@ class Action:
 class CreateUser(Action):
     """An account without a password; its set-password token goes to the invitations."""
 
-    service = "auth"
     email: str
     name: str
     role: str
@@ -74,7 +71,6 @@ class CreateUser(Action):
 
 @dataclass(frozen=True)
 class SetRoles(Action):
-    service = "auth"
     email: str
     user_id: uuid.UUID
     roles: tuple[str, ...]
@@ -82,7 +78,6 @@ class SetRoles(Action):
 
 @dataclass(frozen=True)
 class CreateWorkshop(Action):
-    service = "workshop"
     body: dict[str, Any]
     instructors: tuple[str, ...]
 
@@ -92,7 +87,6 @@ class UpdateWorkshop(Action):
     """A PATCH; `body` holds `steps` only when the steps changed, and `instructors`
     replaces the workshop's instructors when it is not None."""
 
-    service = "workshop"
     workshop_id: uuid.UUID
     body: dict[str, Any]
     instructors: tuple[str, ...] | None
@@ -100,26 +94,22 @@ class UpdateWorkshop(Action):
 
 @dataclass(frozen=True)
 class Enroll(Action):
-    service = "workshop"
     emails: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Withdraw(Action):
-    service = "workshop"
     user_id: uuid.UUID
 
 
 @dataclass(frozen=True)
 class CreateQuiz(Action):
-    service = "quiz"
     name: str
     body: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class UpdateQuiz(Action):
-    service = "quiz"
     name: str
     quiz_id: uuid.UUID
     body: dict[str, Any]
@@ -129,14 +119,12 @@ class UpdateQuiz(Action):
 class CreateTemplate(Action):
     """`required_quizzes` are quiz names, turned into ids once those quizzes exist."""
 
-    service = "certificate"
     body: dict[str, Any]
     required_quizzes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class UpdateTemplate(Action):
-    service = "certificate"
     template_id: uuid.UUID
     body: dict[str, Any]
     required_quizzes: tuple[str, ...]
@@ -144,13 +132,11 @@ class UpdateTemplate(Action):
 
 @dataclass(frozen=True)
 class SetThresholds(Action):
-    service = "analytics"
     body: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class ArchiveWorkshop(Action):
-    service = "workshop"
     workshop_id: uuid.UUID
 
 
@@ -165,11 +151,6 @@ def _plain(value: Any) -> Any:
 
 
 # -- the plan -----------------------------------------------------------------------------
-
-
-def external_id(cohort: Cohort) -> str:
-    """The key every object of the cohort carries in its service."""
-    return cohort.key
 
 
 MAX_EXTERNAL_ID = 320
@@ -321,7 +302,7 @@ def _workshop(cohort: Cohort, observed: Observed) -> list[Action]:
             "title": spec.title.strip(),
             "description": spec.description,
             "steps": _desired_steps(spec.steps, []),
-            "external_id": external_id(cohort),
+            "external_id": cohort.key,
             **_schedule(cohort),
         }
         return [CreateWorkshop(body=body, instructors=instructors)]
@@ -457,11 +438,7 @@ def _template(cohort: Cohort, observed: Observed) -> list[Action]:
     }
     current = observed.template
     if current is None:
-        return [
-            CreateTemplate(
-                body={**body, "external_id": external_id(cohort)}, required_quizzes=required
-            )
-        ]
+        return [CreateTemplate(body={**body, "external_id": cohort.key}, required_quizzes=required)]
     criteria = current["criteria"]
     required_ids = {observed.quizzes[n]["id"] for n in required if n in observed.quizzes}
     same = (
@@ -479,7 +456,7 @@ def _template(cohort: Cohort, observed: Observed) -> list[Action]:
     ]
 
 
-THRESHOLD_FIELDS = {"inactive_days": "inactive_days", "min_quiz_average": "min_quiz_average"}
+THRESHOLD_FIELDS = ("inactive_days", "min_quiz_average")
 
 
 def _thresholds(cohort: Cohort, observed: Observed) -> list[Action]:

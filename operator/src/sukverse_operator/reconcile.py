@@ -6,6 +6,7 @@ spec comes from, where invitations go and where the status is kept.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from sukverse_operator.plan import (
     User,
     Withdraw,
 )
-from sukverse_operator.services import RefusedError, Services, gather
+from sukverse_operator.services import RUN_WRITES, RefusedError, ServiceError, Services, gather
 from sukverse_operator.spec import Cohort, Student, normalise_email
 
 log = structlog.get_logger("sukverse.operator")
@@ -44,8 +45,8 @@ class Invitation:
 
     user_id: uuid.UUID
     email: str
-    token: str
-    expires_at: str
+    token: str = field(repr=False)
+    expires_at: str = ""
 
 
 Invite = Callable[[list[Invitation]], Awaitable[None]]
@@ -72,7 +73,6 @@ class Applier:
         self.services = services
         self.cohort = cohort
         self.users: dict[str, User] = dict(observed.users)
-        self.failed: set[str] = set()
         self.workshop_id = uuid.UUID(observed.workshop["id"]) if observed.workshop else None
         self.quiz_ids = {name: str(quiz["id"]) for name, quiz in observed.quizzes.items()}
         self.template_id = (
@@ -98,16 +98,22 @@ class Applier:
 
     async def run(self, actions: Sequence[Action], invite: Invite) -> Outcome:
         accounts = [a for a in actions if isinstance(a, CreateUser | SetRoles)]
-        await gather(self.account(action) for action in accounts)
-        if self.invitations:
-            await invite(self.invitations)
+        try:
+            # A service failing cancels the rest; the tokens of the accounts made by then
+            # are kept all the same (a new account's token is shown once).
+            async with asyncio.TaskGroup() as group:
+                for account in accounts:
+                    group.create_task(self.account(account))
+        except* ServiceError as failures:
+            raise failures.exceptions[0] from None
+        finally:
+            if self.invitations:
+                await invite(self.invitations)
         rest = [a for a in actions if not isinstance(a, CreateUser | SetRoles)]
-        for action in rest:
-            if isinstance(action, Withdraw):
-                continue
-            await self.apply(action)
+        for step in rest:
+            if not isinstance(step, Withdraw):
+                await self.apply(step)
         await gather(self.withdraw(a) for a in rest if isinstance(a, Withdraw))
-        self.outcome.writes = sum(self.services.writes.values())
         self.outcome.workshop_id = self.workshop_id
         self.outcome.quiz_ids = dict(self.quiz_ids)
         self.outcome.template_id = self.template_id
@@ -136,7 +142,6 @@ class Applier:
                 services.remember(user)
                 return
         if status >= 400:
-            self.failed.add(action.email)
             self.refused(
                 RefusedError("auth", status, created), f"create the account of {action.email}"
             )
@@ -243,9 +248,21 @@ class Applier:
                     "certificate", "PATCH", f"/templates/{action.template_id}", json=body
                 )
             else:
-                created = await services.ok(
-                    "certificate", "POST", "/templates", json={**body, "workshop_id": str(workshop)}
+                body = {**body, "workshop_id": str(workshop)}
+                status, created = await services.call(
+                    "certificate", "POST", "/templates", json=body
                 )
+                if status == 409:  # made by a run that stopped before it could record it
+                    found = await services.pages(
+                        "certificate",
+                        "/templates",
+                        {"workshop_id": str(workshop), "external_id": self.cohort.key},
+                    )
+                    if found:
+                        self.template_id = uuid.UUID(found[0]["id"])
+                        return
+                if status >= 400:
+                    raise RefusedError("certificate", status, created)
                 self.template_id = uuid.UUID(created["id"])
         elif isinstance(action, SetThresholds):
             path = f"/analytics/workshops/{workshop}/thresholds"
@@ -271,7 +288,8 @@ async def reconcile(
     cohort: Cohort, students: Sequence[Student], services: Services, invite: Invite
 ) -> Outcome:
     """Bring the services to the cohort; a run with nothing to change writes nothing."""
-    before = sum(services.writes.values())
+    writes = [0]
+    RUN_WRITES.set(writes)
     emails = [normalise_email(s.email) for s in students]
     observed = await services.observe(cohort, emails)
     actions = planning.plan(cohort, students, observed)
@@ -283,7 +301,7 @@ async def reconcile(
             kinds=sorted({type(a).__name__ for a in actions}),
         )
     outcome = await Applier(services, cohort, observed).run(actions, invite)
-    outcome.writes -= before
+    outcome.writes = writes[0]
     if outcome.workshop_id is not None:
         outcome.figures = await services.figures(outcome.workshop_id)
     return outcome
@@ -330,16 +348,20 @@ def condition(
 
 
 def desired_status(
-    cohort: Cohort, outcome: Outcome | None, *, error: str | None = None
+    cohort: Cohort,
+    outcome: Outcome | None,
+    *,
+    error: str | None = None,
+    reason: str = "ServiceUnavailable",
 ) -> dict[str, Any]:
     """The status a reconcile's outcome gives (without times): phase and conditions, ids and
-    figures. `error` is a reason the run could not finish (a service down)."""
+    figures. `error` is why the run could not finish (a service down: `reason`)."""
     generation = cohort.generation
     status: dict[str, Any] = {"observedGeneration": generation}
     problems = [*(outcome.refusals if outcome else []), *([error] if error else [])]
     pending = outcome.pending if outcome else []
     if problems:
-        phase, reason = "Degraded", "ServiceUnavailable" if error else "ChangeRefused"
+        phase, reason = "Degraded", reason if error else "ChangeRefused"
         message = "; ".join(problems)
     elif pending:
         phase, reason, message = "Provisioning", "Provisioning", "; ".join(pending)

@@ -8,6 +8,7 @@ not answer (or answers 5xx) is `UnavailableError`, which the caller retries late
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 import uuid
 from collections import Counter
@@ -21,6 +22,11 @@ from sukverse_operator.settings import OperatorSettings
 from sukverse_operator.spec import Cohort, normalise_email
 
 T = TypeVar("T")
+# The writes of the reconcile running in this task (and the tasks it starts): cohorts
+# reconciled at once share one client, and each counts its own.
+RUN_WRITES: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "run_writes", default=None
+)
 EXPIRY_MARGIN_SECONDS = 60.0
 PAGE = 200
 
@@ -68,7 +74,6 @@ class Services:
             "certificate": settings.certificate_url.rstrip("/"),
         }
         self.writes: Counter[str] = Counter()
-        self.reads: Counter[str] = Counter()
         self._token: str | None = None
         self._expires_at = 0.0
         self._token_lock = asyncio.Lock()
@@ -129,12 +134,17 @@ class Services:
                         params=params,
                         headers={"Authorization": f"Bearer {token}"},
                     ) as response:
-                        if response.status == 401 and attempt == 0:
-                            continue
-                        if method == "GET":
-                            self.reads[service] += 1
-                        else:
+                        if response.status == 401:
+                            if attempt == 0:
+                                continue  # a token revoked or expired early: renew it once
+                            raise UnavailableError(
+                                service, f"{service} refused the operator's token"
+                            )
+                        if method != "GET":
                             self.writes[service] += 1
+                            run = RUN_WRITES.get()
+                            if run is not None:
+                                run[0] += 1
                         if response.status >= 500:
                             raise UnavailableError(
                                 service, f"{service} answered {response.status} to {method}"
@@ -145,7 +155,7 @@ class Services:
                     raise UnavailableError(
                         service, f"{service} is not reachable: {_reason(exc)}"
                     ) from exc
-            raise UnavailableError(service, f"{service} refused the operator's token")
+            raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def ok(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
         """A call that must succeed: its body, or `RefusedError`."""
@@ -209,7 +219,9 @@ class Services:
         enrollments, quizzes, templates, thresholds = await asyncio.gather(
             self.pages("workshop", f"/workshops/{workshop_id}/enrollments", {}),
             self.pages("quiz", "/quizzes", {"workshop_id": workshop_id}),
-            self.pages("certificate", "/templates", {"workshop_id": workshop_id}),
+            self.pages(
+                "certificate", "/templates", {"workshop_id": workshop_id, "external_id": cohort.key}
+            ),
             self.thresholds(uuid.UUID(workshop_id)),
         )
         names = {quiz_external_id(cohort, name): name for name in cohort.spec.quiz_keys()}

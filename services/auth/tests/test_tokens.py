@@ -123,6 +123,12 @@ OPERATOR_SCOPES = {
 }
 
 
+async def _admin(client: Any) -> dict[str, str]:
+    settings = {"email": "admin@example.com", "password": "a long admin passphrase for tests"}
+    tokens = await (await client.post("/auth/login", json=settings)).json()
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
 def _unverified(token: str) -> dict[str, Any]:
     payload = token.split(".")[1]
     claims: dict[str, Any] = json.loads(
@@ -165,6 +171,34 @@ async def test_each_machine_client_holds_its_own_role(
     # Roles themselves are out of its reach.
     bearer = {"Authorization": f"Bearer {grant['access_token']}"}
     assert (await client.get("/roles", headers=bearer)).status == 403
+    # It gives students and instructors their roles, never an administrator's or a
+    # machine client's, and takes none of those away.
+    body = {"email": "made@example.com", "full_name": "Made", "roles": ["instructor"]}
+    made = await client.post("/users", json=body, headers=bearer)
+    assert made.status == 201, await made.text()
+    user_id = (await made.json())["id"]
+    for roles in (["admin"], ["service"], ["instructor", "operator"]):
+        refused = await client.post(
+            "/users",
+            json={**body, "email": f"{roles[-1]}@example.com", "roles": roles},
+            headers=bearer,
+        )
+        assert refused.status == 403, await refused.text()
+        assert "needs 'roles:write'" in (await refused.json())["detail"]
+        promoted = await client.put(
+            f"/users/{user_id}/roles", json={"roles": roles}, headers=bearer
+        )
+        assert promoted.status == 403
+    assert (
+        await client.put(f"/users/{user_id}/roles", json={"roles": ["student"]}, headers=bearer)
+    ).status == 200
+    admin_id = (await (await client.get("/auth/me", headers=await _admin(client))).json())["id"]
+    demoted = await client.put(
+        f"/users/{admin_id}/roles", json={"roles": ["student"]}, headers=bearer
+    )
+    assert demoted.status == 403
+    users = await (await client.get("/users?email=made@example.com", headers=bearer)).json()
+    assert users["items"][0]["roles"] == ["student"]
     service = await (await _client_token(client, "user_mgmt", "um-secret")).json()
     assert {"profiles:write", "roles:assign"} <= set(service["scope"].split())
     assert _unverified(service["access_token"])["roles"] == ["service"]

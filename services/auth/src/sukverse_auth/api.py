@@ -158,13 +158,17 @@ async def list_users(request: web.Request, query: UsersQuery) -> Page[UserOut]:
     response=CreatedUserOut,
     status=201,
     permission="users:write",
-    errors=(409,),
+    errors=(403, 409),
 )
 async def create_user(request: web.Request, body: CreateUserRequest) -> CreatedUserOut:
     """Create an account for someone, without a password: the answer carries the one-time
     token its owner sets a password with (POST /auth/password)."""
     user, token, expires_at = await request.app[AUTH].create_user(
-        email=body.email, full_name=body.full_name, roles=body.roles, by=principal(request).user_id
+        email=body.email,
+        full_name=body.full_name,
+        roles=body.roles,
+        by=principal(request).user_id,
+        grants_any=principal(request).has("roles:write"),
     )
     return CreatedUserOut(
         **user_out(user).model_dump(), set_password_token=token, set_password_expires_at=expires_at
@@ -190,12 +194,15 @@ async def get_user(request: web.Request) -> UserOut:
     body=SetRolesRequest,
     response=UserOut,
     permission="roles:assign",
-    errors=(404, 409),
+    errors=(403, 404, 409),
 )
 async def set_roles(request: web.Request, body: SetRolesRequest) -> UserOut:
     """Replace the roles of an account."""
     user = await request.app[AUTH].set_roles(
-        path_uuid(request), body.roles, by=principal(request).user_id
+        path_uuid(request),
+        body.roles,
+        by=principal(request).user_id,
+        grants_any=principal(request).has("roles:write"),
     )
     return user_out(user)
 

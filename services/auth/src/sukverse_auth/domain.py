@@ -83,6 +83,10 @@ BUILTIN_ROLES: dict[str, tuple[str, frozenset[str]]] = {
     ),
 }
 DEFAULT_ROLE = "student"
+# Roles holding any of these are given or taken away only by a caller with `roles:write`:
+# `roles:assign` alone (the operator, user_mgmt) reaches student and instructor, never
+# an administrator's or a machine client's powers.
+ADMINISTRATIVE = frozenset({"roles:write", "roles:assign", "users:write", "profiles:write"})
 # The role of a machine client that the settings give no role of its own.
 MACHINE_ROLE = "service"
 

@@ -6,7 +6,7 @@ import hmac
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sukverse_auth import store
 from sukverse_auth.domain import (
+    ADMINISTRATIVE,
     BUILTIN_ROLES,
     DEFAULT_ROLE,
     MACHINE_ROLE,
@@ -40,6 +41,7 @@ from sukverse_common.db import Database
 from sukverse_common.errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     NotFound,
     TooManyRequests,
     Unauthorized,
@@ -139,7 +141,13 @@ class AuthService:
         return user
 
     async def create_user(
-        self, *, email: str, full_name: str, roles: Sequence[str], by: uuid.UUID | None
+        self,
+        *,
+        email: str,
+        full_name: str,
+        roles: Sequence[str],
+        by: uuid.UUID | None,
+        grants_any: bool = True,
     ) -> tuple[User, str, datetime]:
         """Create an account without a password for someone else; its owner sets one with
         the one-time token returned (with its expiry), which is never stored or logged."""
@@ -155,6 +163,7 @@ class AuthService:
                     raise ValidationFailed(
                         errors=[{"field": "roles", "reason": f"unknown role: {', '.join(unknown)}"}]
                     )
+                await self._may_grant(session, wanted, grants_any=grants_any)
                 if await store.user_by_email(session, email) is not None:
                     raise Conflict("an account with this email already exists")
                 user = User(
@@ -275,6 +284,18 @@ class AuthService:
             grants = await store.all_grants(session)
             self._grants_snapshot = (time.monotonic() + GRANTS_CACHE_SECONDS, grants)
         return grants
+
+    async def _may_grant(
+        self, session: AsyncSession, roles: Iterable[str], *, grants_any: bool
+    ) -> None:
+        """Refuse to give or take away a role with administrative permissions unless the
+        caller may define roles (`roles:write`)."""
+        if grants_any:
+            return
+        grants = await self._grants(session)
+        guarded = sorted(role for role in roles if grants.get(role, frozenset()) & ADMINISTRATIVE)
+        if guarded:
+            raise Forbidden(f"giving or taking away {', '.join(guarded)} needs 'roles:write'")
 
     async def _issue_pair(
         self,
@@ -410,7 +431,12 @@ class AuthService:
         return users, str(users[-1].id) if more else None
 
     async def set_roles(
-        self, user_id: uuid.UUID, roles: Sequence[str], *, by: uuid.UUID | None
+        self,
+        user_id: uuid.UUID,
+        roles: Sequence[str],
+        *,
+        by: uuid.UUID | None,
+        grants_any: bool = True,
     ) -> User:
         wanted = sorted(set(roles))
         async with self.database.sessions() as session, session.begin():
@@ -426,6 +452,7 @@ class AuthService:
             previous = user.role_names
             if previous == wanted:
                 return user
+            await self._may_grant(session, set(wanted) ^ set(previous), grants_any=grants_any)
             demoting_admin = "admin" in previous and "admin" not in wanted
             if demoting_admin and len(await store.lock_role_holders(session, "admin")) <= 1:
                 raise Conflict(LAST_ADMIN)
