@@ -11,6 +11,7 @@ import re
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +66,13 @@ def crd(kubeconfig: Path) -> Path:
 
 
 @pytest.fixture
-def namespace(crd: Path) -> str:
-    """A fresh namespace of the test's own (left behind: the API server is thrown away)."""
+def namespace(crd: Path) -> Iterator[str]:
+    """A fresh namespace of the test's own, deleted with what it holds when the test ends."""
     name = f"t-{uuid.uuid4().hex[:12]}"
     ok(kubectl(crd, "create", "namespace", name))
-    return name
+    yield name
+    # Its cohorts go with it, so that an operator started later has none of them to do.
+    ok(kubectl(crd, "delete", "namespace", name, "--wait=false"))
 
 
 def load(path: Path) -> dict[str, Any]:
