@@ -177,6 +177,21 @@ async def test_roles_are_changed_through_auth(api: Any, service_headers: dict[st
             assert (await answer.json())["roles"] == ["instructor", "student"]
 
 
+async def test_an_administrative_role_is_given_at_auth_not_through_this_service(
+    api: Any,
+) -> None:
+    """This service changes roles with its own machine token, which may give students and
+    instructors their roles but no administrative one, whoever asks it: that takes
+    `roles:write` at auth itself. The refusal is auth's 403 with its reason."""
+    student = api.account("profile-not-admin")
+    await api.registered(student)
+    response = await api.client.put(
+        f"/profiles/{student.id}/roles", json={"roles": ["admin"]}, headers=api.admin.headers
+    )
+    assert response.status == 403, await response.text()
+    assert "needs 'roles:write'" in (await response.json())["detail"]
+
+
 @pytest.mark.parametrize(
     ("roles", "status", "field"),
     [(["wizard"], 422, "roles"), (["Not A Role!"], 422, "roles.0")],

@@ -53,7 +53,7 @@ async def update_profile(request: web.Request, body: ProfilePatch) -> ProfileOut
     body=RolesIn,
     response=ProfileOut,
     permission="roles:assign",
-    errors=(404, 409, 503),
+    errors=(403, 404, 409, 503),
 )
 async def set_roles(request: web.Request, body: RolesIn) -> ProfileOut:
     """Replace a user's roles; the auth service decides, this service follows."""

@@ -12,6 +12,7 @@ import structlog
 
 from sukverse_common.errors import (
     Conflict,
+    Forbidden,
     NotFound,
     Problem,
     ServiceUnavailable,
@@ -147,6 +148,8 @@ def _problem(status: int, body: Any) -> Problem:
         return NotFound(detail or "no such user")
     if status == 409:
         return Conflict(detail or "the auth service refused the change")
+    if status == 403:  # e.g. an administrative role, which only roles:write gives or takes
+        return Forbidden(detail or "the auth service does not allow this change")
     if status in (400, 422):
         return ValidationFailed(detail, errors=errors)
     log.error("the auth service refused a call", status=status)
