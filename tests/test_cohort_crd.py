@@ -5,8 +5,8 @@ and explained as a user reads it."""
 from __future__ import annotations
 
 import copy
+import functools
 import json
-import os
 import re
 import subprocess
 import time
@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from benchmarks import cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 CRD = ROOT / "crds" / "sukversecohorts.sukverse.io.yaml"
@@ -29,18 +31,8 @@ MAX_STUDENTS = 5000
 pytestmark = pytest.mark.real
 
 
-def kubectl(
-    kubeconfig: Path, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    binary = Path(os.environ.get("SUKVERSE_CACHE", Path.home() / ".cache/sukverse")) / "bin/kubectl"
-    return subprocess.run(
-        [str(binary), "--kubeconfig", str(kubeconfig), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+# kubectl from the cache; a test reads its exit code and output itself.
+kubectl = functools.partial(cluster.kubectl, check=False)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:

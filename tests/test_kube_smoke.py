@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from benchmarks import cluster
+
 HERE = Path(__file__).resolve().parent
 pytestmark = pytest.mark.real
 
 
-def kubectl(
-    kubeconfig: Path, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    binary = Path(os.environ.get("SUKVERSE_CACHE", Path.home() / ".cache/sukverse")) / "bin/kubectl"
-    return subprocess.run(
-        [str(binary), "--kubeconfig", str(kubeconfig), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+# kubectl from the cache; a test reads its exit code and output itself.
+kubectl = functools.partial(cluster.kubectl, check=False)
 
 
 def widget(name: str, spec: dict[str, object]) -> str:

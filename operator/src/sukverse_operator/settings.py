@@ -6,16 +6,13 @@ from pathlib import Path
 from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sukverse_common import machine_clients
-from sukverse_common.settings import ENV_PREFIX, FileSecretsSource, default_data_dir
+from sukverse_common.settings import SukverseSettings, default_data_dir
 
 
-class OperatorSettings(BaseSettings):
+class OperatorSettings(SukverseSettings):
     """Defaults reach the embedded platform (`make run`) on this machine."""
-
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     auth_url: str = "http://127.0.0.1:8000"
     workshop_url: str = "http://127.0.0.1:8002"
@@ -34,17 +31,6 @@ class OperatorSettings(BaseSettings):
     resync_interval_seconds: float = Field(default=600.0, ge=10)
     retry_delay_seconds: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, FileSecretsSource(settings_cls), env_settings)
 
     @model_validator(mode="after")
     def _embedded_secret(self) -> Self:

@@ -41,10 +41,26 @@ class FileSecretsSource(EnvSettingsSource):
         return value, field_name, self.field_is_complex(field)
 
 
-class ServiceSettings(BaseSettings):
-    """What every service needs; a service subclasses it to add its own fields."""
+class SukverseSettings(BaseSettings):
+    """Settings from init arguments, then `SUKVERSE_<FIELD>_FILE` files, then `SUKVERSE_*`
+    variables: the services' and the operator's alike."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, FileSecretsSource(settings_cls), env_settings)
+
+
+class ServiceSettings(SukverseSettings):
+    """What every service needs; a service subclasses it to add its own fields."""
 
     service_name: str = ""
     mode: Literal["embedded", "cluster"] = "embedded"
@@ -71,17 +87,6 @@ class ServiceSettings(BaseSettings):
     inbox_retention_hours: float = Field(default=24.0 * 8, gt=0)
     retention_sweep_seconds: float = Field(default=600.0, gt=0)
     log_level: str = "INFO"
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, FileSecretsSource(settings_cls), env_settings)
 
     @field_validator("database_url")
     @classmethod
