@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sukverse_common.emails import normalise_email
 from sukverse_operator.plan import (
     Enroll,
     Observed,
@@ -28,7 +29,7 @@ from sukverse_operator.plan import (
     plan_deletion,
     quiz_body,
 )
-from sukverse_operator.spec import Cohort, RosterError, normalise_email, parse_roster, roster
+from sukverse_operator.spec import Cohort, RosterError, parse_roster, roster
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = sorted((Path(__file__).parent / "plan_cases").glob("*.yaml"))

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sukverse_operator.spec import Cohort, Quiz, Step, Student, Substep, normalise_email
+from sukverse_common.emails import normalise_email
+from sukverse_operator.spec import Cohort, Quiz, Step, Student, Substep
 
 ENROLL_BATCH = 1000
 STUDENT = "student"

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from sukverse_common.emails import normalise_email
 from sukverse_operator import plan as planning
 from sukverse_operator.plan import (
     Action,
@@ -33,7 +34,7 @@ from sukverse_operator.plan import (
     Withdraw,
 )
 from sukverse_operator.services import RUN_WRITES, RefusedError, ServiceError, Services, gather
-from sukverse_operator.spec import Cohort, Student, normalise_email
+from sukverse_operator.spec import Cohort, Student
 
 log = structlog.get_logger("sukverse.operator")
 

@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from sukverse_common.emails import normalise_email
 from sukverse_operator.plan import Observed, User, quiz_external_id
 from sukverse_operator.settings import OperatorSettings
-from sukverse_operator.spec import Cohort, normalise_email
+from sukverse_operator.spec import Cohort
 
 T = TypeVar("T")
 # The writes of the reconcile running in this task (and the tasks it starts): cohorts

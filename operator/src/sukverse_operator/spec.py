@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
-import unicodedata
 from datetime import datetime
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+
+from sukverse_common.emails import normalise_email
 
 GROUP = "sukverse.io"
 VERSION = "v1alpha1"
@@ -179,11 +180,6 @@ class CohortSpec(Model):
     def quiz_keys(self) -> list[str]:
         """Each quiz's name: its key, or its position."""
         return [quiz.key or str(position) for position, quiz in enumerate(self.quizzes)]
-
-
-def normalise_email(email: str) -> str:
-    """Emails compare as the auth service stores them: NFKC, trimmed, lower-cased."""
-    return unicodedata.normalize("NFKC", email).strip().lower()
 
 
 class RosterError(ValueError):

@@ -91,11 +91,6 @@ ADMINISTRATIVE = frozenset({"roles:write", "roles:assign", "users:write", "profi
 MACHINE_ROLE = "service"
 
 
-def normalise_email(email: str) -> str:
-    """Emails compare case-insensitively; store them lower-cased and NFKC-normalised."""
-    return unicodedata.normalize("NFKC", email).strip().lower()
-
-
 def scopes_for(roles: Iterable[str], grants: dict[str, frozenset[str]]) -> list[str]:
     """The union of the permissions of the given roles."""
     return sorted({permission for role in roles for permission in grants.get(role, frozenset())})

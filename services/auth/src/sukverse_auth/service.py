@@ -20,7 +20,6 @@ from sukverse_auth.domain import (
     DEFAULT_ROLE,
     MACHINE_ROLE,
     PERMISSIONS,
-    normalise_email,
     password_problems,
     scopes_for,
 )
@@ -38,6 +37,7 @@ from sukverse_auth.tokens import (
 )
 from sukverse_common.api import id_cursor
 from sukverse_common.db import Database
+from sukverse_common.emails import normalise_email
 from sukverse_common.errors import (
     BadRequest,
     Conflict,
