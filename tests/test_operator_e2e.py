@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -29,6 +28,7 @@ import pytest
 import yaml
 
 from benchmarks.cluster import Operator, eventually, install_operator_chart, kubectl
+from benchmarks.harness import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "k8s" / "samples"
@@ -64,13 +64,6 @@ def call(
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

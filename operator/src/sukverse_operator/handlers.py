@@ -45,6 +45,8 @@ from sukverse_operator.spec import (
 
 log = structlog.get_logger("sukverse.operator")
 PENDING_RETRY_SECONDS = 2.0
+# The Kopf peering the replicas elect their leader through; the chart creates it by this name.
+PEERING = "sukverse-operator"
 
 
 def digest(value: Any) -> str:
@@ -212,7 +214,6 @@ def registry(runtime: Runtime) -> kopf.OperatorRegistry:
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
             prefix="operator.sukverse.io"
         )
-        settings.peering.name = "sukverse-operator"
         settings.peering.mandatory = True
         # A watch that goes silent is restarted instead of waiting forever: the server ends
         # each watch after 5 minutes, and Kopf's inactivity timeout (70 s, past the API

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 import aiohttp
 import yaml
 
+from sukverse_common.machine_clients import write_private
 from sukverse_operator.reconcile import (
     Invitation,
     Invite,
@@ -64,20 +63,6 @@ def read_documents(path: Path) -> list[dict[str, Any]]:
     return documents
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write atomically, readable by the owner alone."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 @dataclass(frozen=True)
 class Store:
     """Where applied cohorts and ConfigMaps live: `<data dir>/cohorts/<namespace>/`."""
@@ -95,7 +80,7 @@ class Store:
         return loaded
 
     def save(self, namespace: str, name: str, kind: str, value: dict[str, Any]) -> None:
-        _write_private(self.path(namespace, name, kind), json.dumps(value, indent=2) + "\n")
+        write_private(self.path(namespace, name, kind), json.dumps(value, indent=2) + "\n")
 
     def remove(self, namespace: str, name: str, kind: str) -> None:
         self.path(namespace, name, kind).unlink(missing_ok=True)
@@ -115,7 +100,7 @@ class Store:
                 "token": item.token,
                 "expiresAt": item.expires_at,
             }
-        _write_private(path, json.dumps(known, indent=2) + "\n")
+        write_private(path, json.dumps(known, indent=2) + "\n")
         return path
 
 

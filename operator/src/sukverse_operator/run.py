@@ -28,7 +28,7 @@ async def operator(
     import kopf
 
     from sukverse_operator import kube
-    from sukverse_operator.handlers import Runtime, registry
+    from sukverse_operator.handlers import PEERING, Runtime, registry
 
     api = await kube.api_client()
     try:
@@ -39,7 +39,7 @@ async def operator(
                 clusterwide=not namespaces,
                 namespaces=list(namespaces),
                 standalone=False,
-                peering_name="sukverse-operator",
+                peering_name=PEERING,
                 priority=secrets.randbelow(2**31),
                 liveness_endpoint=liveness,
             )

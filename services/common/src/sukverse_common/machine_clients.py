@@ -36,19 +36,19 @@ def load_or_create(data_dir: Path) -> dict[str, str]:
     missing = [client for client in EMBEDDED_CLIENTS if not clients.get(client)]
     if missing:
         clients = {**clients, **{client: secrets.token_urlsafe(32) for client in missing}}
-        _write(data_dir / CLIENTS_FILE, clients)
+        write_private(data_dir / CLIENTS_FILE, json.dumps(clients, indent=2, sort_keys=True) + "\n")
     return {client: clients[client] for client in EMBEDDED_CLIENTS}
 
 
-def _write(path: Path, clients: dict[str, str]) -> None:
-    """Replace the file in one step, so that a crash leaves the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_private(path: Path, text: str) -> None:
+    """Replace the file in one step (a crash leaves the old file or the new one), readable
+    by its owner alone whatever the umask, in a directory only its owner can enter."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             os.fchmod(file.fileno(), 0o600)  # whatever the umask
-            json.dump(clients, file, indent=2, sort_keys=True)
-            file.write("\n")
+            file.write(text)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
