@@ -448,6 +448,8 @@ def test_invalid_input_from_a_service_is_degraded_with_its_reason(
     assert "ChangeRefused" in events
 
 
+# Its waits are longer than the suite's 120 s default per test.
+@pytest.mark.timeout(600)
 def test_killed_mid_reconcile_the_operator_converges_without_a_duplicate(
     cluster: Cluster, namespace: str
 ) -> None:
@@ -533,6 +535,8 @@ def test_two_replicas_never_reconcile_one_cohort_at_once(cluster: Cluster, names
     cluster.extra.remove(second)
 
 
+# Its waits are longer than the suite's 120 s default per test.
+@pytest.mark.timeout(600)
 def test_a_cohort_of_the_most_students_reconciles_and_deletes(
     cluster: Cluster, namespace: str
 ) -> None:
