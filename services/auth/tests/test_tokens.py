@@ -274,3 +274,26 @@ async def test_jwks_publishes_public_keys_only(client: Any) -> None:
     assert len(keys) == 1
     assert keys[0]["kty"] == "OKP" and keys[0]["crv"] == "Ed25519" and keys[0]["alg"] == "Ed25519"
     assert "d" not in keys[0]
+
+
+def test_a_pem_key_file_signs_and_a_second_key_is_only_published(tmp_path: Any) -> None:
+    """Kubernetes tooling (Helm's genPrivateKey, cert-manager) writes PEM, not JWK sets."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    pems = [
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        for _ in range(2)
+    ]
+    path = tmp_path / "keys.pem"
+    path.write_bytes(b"\n".join(pems))
+    keys = SigningKeys.from_file(path)
+    assert len(keys.jwks()["keys"]) == 2
+    assert keys.active.as_pem(private=True) == pems[0]
+    path.write_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    with pytest.raises(ValueError, match="no PEM private key"):
+        SigningKeys.from_file(path)

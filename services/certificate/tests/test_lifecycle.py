@@ -78,6 +78,28 @@ async def test_the_signing_key_is_private_and_kept(api: Any, settings: Certifica
     assert (key["kty"], key["alg"], key["use"]) == ("RSA", "RS256", "sig")
 
 
+def test_a_pkcs1_pem_key_file_signs(tmp_path: Any) -> None:
+    """The PKCS#1 PEM that Helm's genPrivateKey "rsa" writes is a key file too."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    assert pem.startswith(b"-----BEGIN RSA PRIVATE KEY-----")
+    path = tmp_path / "badge.pem"
+    path.write_bytes(pem)
+    keys = BadgeKeys.from_file(path)
+    loaded = serialization.load_pem_private_key(keys.active.as_pem(private=True), None)
+    assert isinstance(loaded, rsa.RSAPrivateKey)
+    assert loaded.private_numbers() == private.private_numbers()
+    [key] = keys.jwks(key_base_url="https://c.example/keys")["keys"]
+    assert key["kty"] == "RSA" and "d" not in key
+
+
 async def test_a_redelivered_event_has_no_second_effect(api: Any) -> None:
     admin = api.account("admin", "admin")
     workshop_id = uuid.uuid4()

@@ -15,7 +15,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OKPKey
 
-from sukverse_common.security import ACCESS_TOKEN_ALGORITHMS
+from sukverse_common.security import ACCESS_TOKEN_ALGORITHMS, read_private_keys
 
 ALGORITHM = ACCESS_TOKEN_ALGORITHMS[0]
 
@@ -35,9 +35,7 @@ class SigningKeys:
 
     @classmethod
     def from_file(cls, path: Path) -> SigningKeys:
-        document = json.loads(path.read_text(encoding="utf-8"))
-        entries = document.get("keys", [document])
-        return cls([_with_kid(OKPKey.import_key(entry)) for entry in entries])
+        return cls([_with_kid(OKPKey.import_key(entry)) for entry in read_private_keys(path)])
 
     @classmethod
     def load_or_create(cls, path: Path) -> SigningKeys:

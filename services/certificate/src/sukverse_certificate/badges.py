@@ -14,6 +14,8 @@ from typing import Any
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
+from sukverse_common.security import read_private_keys
+
 ALGORITHM = "RS256"
 CONTEXT = [
     "https://www.w3.org/ns/credentials/v2",
@@ -34,9 +36,7 @@ class BadgeKeys:
 
     @classmethod
     def from_file(cls, path: Path) -> BadgeKeys:
-        document = json.loads(path.read_text(encoding="utf-8"))
-        entries = document.get("keys", [document])
-        return cls([_with_kid(RSAKey.import_key(entry)) for entry in entries])
+        return cls([_with_kid(RSAKey.import_key(entry)) for entry in read_private_keys(path)])
 
     @classmethod
     def load_or_create(cls, path: Path) -> BadgeKeys:

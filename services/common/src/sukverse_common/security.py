@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -26,6 +28,26 @@ CLOCK_SKEW_SECONDS = 30
 MAX_HEADER_CHARS = 1024
 # The subject of a machine client's token: `client:<client id>`.
 MACHINE_SUBJECT_PREFIX = "client:"
+
+
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN [A-Z ]*PRIVATE KEY-----.+?-----END [A-Z ]*PRIVATE KEY-----", re.S
+)
+
+
+def read_private_keys(path: Path) -> list[Any]:
+    """The private keys in a key file, each for a joserfc `import_key`: a JWK set, one JWK,
+    or PEM blocks (as Kubernetes tooling such as Helm's `genPrivateKey` writes them). The
+    first key signs; the others are only published, so that a rotation verifies old tokens."""
+    raw = path.read_bytes()
+    if raw.lstrip().startswith(b"-----BEGIN"):
+        blocks = _PEM_BLOCK.findall(raw)
+        if not blocks:
+            raise ValueError(f"{path}: no PEM private key in the file")
+        return blocks
+    document = json.loads(raw)
+    entries: list[Any] = document.get("keys", [document])
+    return entries
 
 
 @dataclass(frozen=True)
