@@ -44,3 +44,33 @@ def test_bad_values_and_missing_files_are_clear(
     with pytest.raises(ValueError, match="password") as refused:
         Example()
     assert "SUKVERSE_PASSWORD_FILE: cannot read" in str(refused.value.__cause__)
+
+
+def test_kafka_scram_and_tls_become_client_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a Strimzi KafkaUser wires them: SCRAM-SHA-512 over TLS, the password from a file."""
+    import ssl
+
+    from sukverse_common.events.kafka import connection_options
+
+    assert connection_options(Example()) == {"security_protocol": "PLAINTEXT"}
+    monkeypatch.setenv("SUKVERSE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("SUKVERSE_KAFKA_SASL_USERNAME", "sukverse-quiz")
+    with pytest.raises(ValidationError, match="needs kafka_sasl_username and kafka_sasl_password"):
+        Example()
+    monkeypatch.setenv("SUKVERSE_KAFKA_SASL_PASSWORD", "s3cret")
+    options = connection_options(Example())
+    assert isinstance(options.pop("ssl_context"), ssl.SSLContext)
+    assert options == {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "sukverse-quiz",
+        "sasl_plain_password": "s3cret",
+    }
+    monkeypatch.setenv("SUKVERSE_KAFKA_SECURITY_PROTOCOL", "SASL_SCRAM")
+    with pytest.raises(ValidationError, match="kafka_security_protocol"):
+        Example()
+
+
+def test_a_client_certificate_needs_its_key(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="kafka_ssl_certfile and kafka_ssl_keyfile"):
+        Example(kafka_ssl_certfile=tmp_path / "user.crt")

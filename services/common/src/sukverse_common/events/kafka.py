@@ -7,7 +7,7 @@ import contextlib
 import struct
 import sys
 from array import array
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, NoReturn
 
 import structlog
@@ -20,6 +20,7 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
     for_code,
 )
+from aiokafka.helpers import create_ssl_context
 from pydantic import ValidationError
 
 from sukverse_common.events.bus import Handler, Message, dead_letter_topic
@@ -52,6 +53,27 @@ class _Record(NamedTuple):
     headers: list[tuple[str, bytes]]
 
 
+def connection_options(settings: ServiceSettings) -> dict[str, Any]:
+    """The aiokafka client options of the settings' security protocol: SASL (SCRAM) and TLS,
+    as Strimzi's KafkaUsers and listeners have them."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": password.get_secret_value() if password else "",
+        }
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(
+            cafile=settings.kafka_ssl_cafile and str(settings.kafka_ssl_cafile),
+            certfile=settings.kafka_ssl_certfile and str(settings.kafka_ssl_certfile),
+            keyfile=settings.kafka_ssl_keyfile and str(settings.kafka_ssl_keyfile),
+        )
+    return options
+
+
 class KafkaBus:
     """Publishes each batch in order and acknowledged by every in-sync replica; delivers at
     least once to each subscribed group, committing a record's offset only after its handler
@@ -59,7 +81,10 @@ class KafkaBus:
 
     Topics are `{topic_prefix}{topic}`, consumer groups `{topic_prefix}{group}`: one prefix
     isolates a deployment (or a test) on a shared cluster. Every declared and subscribed topic
-    and its `.dlq` is created at start; a topic first met in `publish` is created then.
+    and its `.dlq` is created at start; a topic first met in `publish` is created then. With
+    `create_topics` off, the topics must exist (the platform manages them).
+
+    `connection` holds the aiokafka options every client gets (see `connection_options`).
     """
 
     def __init__(
@@ -74,8 +99,12 @@ class KafkaBus:
         publish_timeout: float = 10.0,
         backoff_seconds: float = 0.2,
         max_backoff_seconds: float = 10.0,
+        create_topics: bool = True,
+        connection: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.create_topics = create_topics
+        self.connection = dict(connection or {})
         self.topic_prefix = topic_prefix
         self.partitions = partitions
         self.replication_factor = replication_factor
@@ -103,6 +132,8 @@ class KafkaBus:
             replication_factor=settings.kafka_replication_factor,
             topics=[topic_of(name)] if name else [],
             client_id=f"sukverse-{name}" if name else "sukverse",
+            create_topics=settings.kafka_create_topics,
+            connection=connection_options(settings),
         )
 
     def topic(self, logical: str) -> str:
@@ -125,6 +156,7 @@ class KafkaBus:
                 bootstrap_servers=self.bootstrap_servers,
                 client_id=self.client_id,
                 request_timeout_ms=int(self.publish_timeout * 1000),
+                **self.connection,
             )
             await self._admin.start()
             subscribed = {topic for handlers in self._groups.values() for topic in handlers}
@@ -271,6 +303,7 @@ class KafkaBus:
             acks="all",
             max_batch_size=MAX_BATCH_BYTES,
             request_timeout_ms=int(self.publish_timeout * 1000),
+            **self.connection,
         )
         try:
             await producer.start()
@@ -299,7 +332,7 @@ class KafkaBus:
 
     async def _create_topics(self, topics: Iterable[str]) -> None:
         missing = sorted(set(topics) - self._created)
-        if not missing:
+        if not missing or not self.create_topics:
             return
         response = await self._admin.create_topics(
             [NewTopic(name, self.partitions, self.replication_factor) for name in missing]
@@ -331,6 +364,7 @@ class _GroupConsumer:
                 group_id=self.bus.topic(self.group),
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
+                **self.bus.connection,
             )
             try:
                 await _settled(consumer.start(), self.bus.publish_timeout)
