@@ -25,11 +25,13 @@ sync: $(UV) ## install the locked environment into .venv
 run: sync ## start every service in one process (embedded mode, SQLite, in-process bus)
 	$(RUN) sukverse up
 
-lint: sync ## ruff (lint and format check), mypy and the import contracts
+lint: sync ## ruff (lint and format check), mypy, the import contracts, hadolint, shellcheck
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy services/*/src operator/src benchmarks
 	$(RUN) lint-imports
+	$(RUN) hadolint Dockerfile
+	$(RUN) shellcheck --external-sources hack/*.sh .ci/run
 
 format: sync ## apply ruff's fixes and formatting
 	$(RUN) ruff check --fix .
