@@ -9,8 +9,8 @@
 #                           podman run, detached, as uid 10001 with a read-only root
 #                           filesystem (tmpfs /tmp), no capabilities, the host's network and
 #                           SUKVERSE_PORT=PORT; ARGS replace the CMD; prints the container id
-#   image.sh rootfs IMAGE   the image's root filesystem unpacked (kept for the last image
-#                           asked for); prints its directory
+#   image.sh rootfs IMAGE   the image's root filesystem, mounted (a buildah working container
+#                           kept for the last image asked for); prints its directory
 #   image.sh stop ID        stops and removes a container that `run` started
 #   image.sh buildah|podman ARGS...   the tool on the cache's storage
 #
@@ -31,7 +31,10 @@ IMAGE=localhost/sukverse
 # ("cgroups in hybrid mode not supported, drop all controllers from cgroupv2"). Both
 # runtimes fail to raise rlimits here ("setrlimit RLIMIT_NOFILE: Operation not permitted":
 # no CAP_SYS_RESOURCE), so `run` asks for limits no higher than this shell's.
+# TMPDIR holds buildah's RUN --mount=type=cache directories (uv's download cache).
 storage_flags=(--root "$STORAGE/storage" --runroot "$STORAGE/run" --storage-driver overlay)
+export TMPDIR=$STORAGE/tmp
+mkdir -p "$TMPDIR"
 bah() { buildah "${storage_flags[@]}" "$@"; }
 pod() {
   podman "${storage_flags[@]}" --runtime runc --cgroup-manager cgroupfs --events-backend file "$@"
@@ -115,6 +118,11 @@ cmd_build() {
     --build-arg BASE="$BASE_IMAGE" --build-arg UV_IMAGE="$UV_IMAGE" \
     --label org.opencontainers.image.revision="$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)" \
     -f "$repo/Dockerfile" -t "$IMAGE:$tag" "$repo"
+  # buildah 1.28 leaves a working container behind for the stage that only names UV_IMAGE.
+  local leftover
+  for leftover in $(bah containers --filter ancestor="$UV_IMAGE" --format '{{.ContainerID}}'); do
+    bah rm "$leftover" >/dev/null
+  done
   echo "$IMAGE:$tag"
 }
 
@@ -131,20 +139,16 @@ cmd_run() {
 
 cmd_rootfs() {
   (($# == 1)) || usage "image.sh rootfs IMAGE"
-  local image=$1 id dir
-  id=$(bah inspect --type image --format '{{.FromImageID}}' "$image")
-  dir=$STORAGE/rootfs/$id
-  if [[ ! -f $dir.done ]]; then
-    rm -rf "$STORAGE/rootfs" # one image's at a time: each is the image's whole size
-    mkdir -p "$dir"
-    local container mnt
-    container=$(bah from --pull-never "$image")
-    mnt=$(bah mount "$container")
-    tar -C "$mnt" -cf - . | tar -C "$dir" -xpf -
-    bah rm "$container" >/dev/null
-    touch "$dir.done"
-  fi
-  echo "$dir"
+  local id name old
+  id=$(bah inspect --type image --format '{{.FromImageID}}' "$1")
+  name=sukverse-rootfs-${id:0:12}
+  # One working container per image asked for, mounted (overlay: no copy); older ones go.
+  for old in $(bah containers --filter name=sukverse-rootfs- --format '{{.ContainerName}}'); do
+    [[ $old == "$name" ]] || bah rm "$old" >/dev/null
+  done
+  bah inspect --type container "$name" >/dev/null 2>&1 ||
+    bah from --pull-never --name "$name" "$1" >/dev/null
+  bah mount "$name"
 }
 
 case ${1:-} in
