@@ -9,7 +9,7 @@ export UV_CACHE_DIR ?= $(SUKVERSE_CACHE)/uv-cache
 export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --frozen
 
-.PHONY: help run test lint format bench sync infra
+.PHONY: help run test lint format bench sync infra kind-up kind-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -48,3 +48,9 @@ test: lint infra ## lint, install the real servers, then run every test tier
 
 bench: sync ## run the benchmarks and rewrite benchmarks/RESULTS.md
 	$(RUN) python -m benchmarks
+
+kind-up: ## the platform on a local kind cluster (needs Docker, kind, kubectl, helm; see README)
+	bash hack/kind-up.sh up
+
+kind-down: ## delete the kind cluster of kind-up
+	bash hack/kind-up.sh down
