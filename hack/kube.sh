@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# A real Kubernetes control plane without nodes: etcd + kube-apiserver on loopback.
-#   kube.sh install      build etcd, kube-apiserver, kube-controller-manager, kubectl and helm into $CACHE/bin
+# A real Kubernetes control plane on loopback: etcd + kube-apiserver, and on demand nodes simulated by kwok.
+#   kube.sh install      build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
+#                        helm and kwok (with kwok's default "fast" stages) into $CACHE/bin
 #   kube.sh start DIR    certificates, etcd, kube-apiserver and kube-controller-manager (garbage
 #                        collection, namespace deletion, service accounts) in DIR; prints the kubeconfig path
-#   kube.sh stop DIR
+#   kube.sh nodes DIR [COUNT]
+#                        on a started DIR: kube-scheduler, kwok, COUNT (3) fake Nodes, and the
+#                        controller-manager's workload controllers, so Deployments, StatefulSets and Jobs
+#                        get Pods that become Running and Ready (Jobs' Pods Succeeded); prints the kubeconfig path
+#   kube.sh stop DIR     stops all of them
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 
@@ -36,7 +41,7 @@ kube_gomod() {
   grep -oE '^\s+k8s\.io/[a-z0-9-]+ v0\.0\.0$' "$mod" | awk -v v="$KUBE_STAGING_VERSION" '{print "replace " $1 " => " $1 " " v}'
 }
 
-KUBE_COMMANDS=(kube-apiserver kube-controller-manager kubectl)
+KUBE_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 
 # Builds the commands of KUBE_COMMANDS that are missing, or all of them when the
 # pinned version changed, in one go build so that they share its work.
@@ -75,12 +80,46 @@ install_helm() {
   mark_installed helm "$HELM_VERSION"
 }
 
+KWOK_STAGES=$CACHE/kwok-$KWOK_VERSION/stages.yaml
+
+# kwok_stages DIR: the Stage files of the kustomization in DIR, following its resources
+# (files and other kustomization directories) in order.
+kwok_stages() {
+  local dir=$1 r
+  while read -r r; do
+    if [[ -d $dir/$r ]]; then kwok_stages "$dir/$r"; else echo "$dir/$r"; fi
+  done < <(sed -n '/^resources:/,/^[^ -]/s/^- *//p' "$dir/kustomization.yaml")
+}
+
+# The kwok controller, and the stages kwokctl gives it by default: the module's
+# kustomize/stage/fast (node initialize, heartbeat with lease; pod ready, complete, delete).
+install_kwok() {
+  installed kwok "$KWOK_VERSION" && [[ -x $BIN/kwok && -f $KWOK_STAGES ]] && return
+  go_build "$CACHE/src/kwok-$KWOK_VERSION" \
+    "$(printf 'module sukverse.local/build/kwok\ngo 1.26\nrequire sigs.k8s.io/kwok %s' "$KWOK_VERSION")" "" "$BIN/kwok" \
+    sigs.k8s.io/kwok/cmd/kwok
+  local mod f stages=()
+  mod=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])') ||
+    die "cannot download sigs.k8s.io/kwok@$KWOK_VERSION from the Go module proxy"
+  mapfile -t stages < <(kwok_stages "$mod/kustomize/stage/fast")
+  ((${#stages[@]})) || die "no stages in $mod/kustomize/stage/fast"
+  mkdir -p "$(dirname "$KWOK_STAGES")"
+  for f in "${stages[@]}"; do
+    grep -q '^kind: Stage$' "$f" || die "$f is not a kwok Stage"
+    printf -- '---\n# sigs.k8s.io/kwok@%s/%s\n' "$KWOK_VERSION" "${f#"$mod"/}" && cat "$f"
+  done >"$KWOK_STAGES.tmp"
+  mv "$KWOK_STAGES.tmp" "$KWOK_STAGES"
+  log "kwok stages in $KWOK_STAGES: ${stages[*]##*/}"
+  mark_installed kwok "$KWOK_VERSION"
+}
+
 cmd_install() {
   need go "Go is expected at /usr/local/go/bin"
   install_etcd
   install_helm
   install_kube
-  log "installed in $BIN after ${SECONDS}s: $("$BIN/etcd" --version | head -1), kube-apiserver $("$BIN/kube-apiserver" --version | cut -d' ' -f2), helm $("$BIN/helm" version --short)"
+  install_kwok
+  log "installed in $BIN after ${SECONDS}s: $("$BIN/etcd" --version | head -1), kube-apiserver $("$BIN/kube-apiserver" --version | cut -d' ' -f2), helm $("$BIN/helm" version --short), kwok $KWOK_VERSION"
 }
 
 # pki DIR: CA, apiserver serving cert, service-account key pair, admin client cert.
@@ -173,43 +212,167 @@ EOF
   echo "$kubeconfig"
 }
 
-# The controllers a test needs of a cluster without nodes: owner references garbage-collected,
-# namespaces really deleted, each namespace's default ServiceAccount made.
-start_controller_manager() {
-  local dir=$1 p=$1/pki
-  [[ -x $BIN/kube-controller-manager ]] || die "kube-controller-manager missing in $BIN: run 'hack/kube.sh install'"
+# component_kubeconfig DIR NAME: DIR/NAME.kubeconfig, authenticating with pki/NAME.crt.
+component_kubeconfig() {
+  local dir=$1 name=$2 p=$1/pki
   # shellcheck source=/dev/null
   . "$dir/ports.env"
-  cat >"$dir/controller-manager.kubeconfig" <<EOF
+  cat >"$dir/$name.kubeconfig" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
 - name: sukverse
   cluster: {server: "https://127.0.0.1:$API_PORT", certificate-authority: "$p/ca.crt"}
 users:
-- name: controller-manager
-  user: {client-certificate: "$p/controller-manager.crt", client-key: "$p/controller-manager.key"}
+- name: $name
+  user: {client-certificate: "$p/$name.crt", client-key: "$p/$name.key"}
 contexts:
 - name: sukverse
-  context: {cluster: sukverse, user: controller-manager}
+  context: {cluster: sukverse, user: $name}
 current-context: sukverse
 EOF
+}
+
+# The controllers a test needs of a cluster without nodes: owner references garbage-collected,
+# namespaces really deleted, each namespace's default ServiceAccount made.
+BASE_CONTROLLERS=garbage-collector-controller,namespace-controller,serviceaccount-controller
+# With nodes (kube.sh nodes), also those that turn workloads into Pods, Services into endpoints,
+# keep PodDisruptionBudgets' status, and lift the not-ready taint the API server puts on a new Node
+# once kwok reports it Ready (node-lifecycle).
+WORKLOAD_CONTROLLERS=$BASE_CONTROLLERS,node-lifecycle-controller
+WORKLOAD_CONTROLLERS+=,deployment-controller,replicaset-controller,statefulset-controller
+WORKLOAD_CONTROLLERS+=,daemonset-controller,job-controller,cronjob-controller,ttl-after-finished-controller
+WORKLOAD_CONTROLLERS+=,endpoints-controller,endpointslice-controller,endpointslice-mirroring-controller
+WORKLOAD_CONTROLLERS+=,disruption-controller,pod-garbage-collector-controller
+
+# start_controller_manager DIR [CONTROLLERS]: kube-controller-manager running CONTROLLERS
+# (BASE_CONTROLLERS unless given), which DIR/kube-controller-manager.controllers remembers.
+start_controller_manager() {
+  local dir=$1 p=$1/pki controllers=${2:-$BASE_CONTROLLERS}
+  [[ -x $BIN/kube-controller-manager ]] || die "kube-controller-manager missing in $BIN: run 'hack/kube.sh install'"
+  component_kubeconfig "$dir" controller-manager
   log "starting kube-controller-manager"
   "$BIN/kube-controller-manager" --kubeconfig "$dir/controller-manager.kubeconfig" \
     --authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
     --authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false --use-service-account-credentials \
-    --controllers garbage-collector-controller,namespace-controller,serviceaccount-controller \
+    --controllers "$controllers" \
     --service-account-private-key-file "$p/sa.key" --root-ca-file "$p/ca.crt" \
     --concurrent-gc-syncs 5 --concurrent-namespace-syncs 5 \
     >"$dir/kube-controller-manager.log" 2>&1 &
   echo $! >"$dir/kube-controller-manager.pid"
+  echo "$controllers" >"$dir/kube-controller-manager.controllers"
   sleep 1
   pid_alive "$dir/kube-controller-manager.pid" || die "kube-controller-manager exited (log: $dir/kube-controller-manager.log)"
 }
 
+# scheduler_cert DIR: kube-scheduler's client certificate; RBAC's bootstrap roles grant
+# system:kube-scheduler what it needs.
+scheduler_cert() {
+  local d=$1/pki
+  [[ -f $d/scheduler.crt ]] && return
+  (
+    cd "$d"
+    openssl req -newkey rsa:2048 -nodes -subj /CN=system:kube-scheduler -keyout scheduler.key -out scheduler.csr
+    openssl x509 -req -in scheduler.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -out scheduler.crt
+  ) >/dev/null 2>"$d/openssl.log" || die "openssl failed, see $d/openssl.log"
+}
+
+# fake_nodes COUNT: COUNT Nodes that kwok manages (its annotation), shaped like kwokctl's node
+# template (without addresses: there is nothing to reach).
+fake_nodes() {
+  local i
+  for ((i = 0; i < $1; i++)); do
+    cat <<EOF
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$i
+  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
+  labels:
+    beta.kubernetes.io/arch: amd64
+    beta.kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    kubernetes.io/hostname: kwok-node-$i
+    kubernetes.io/os: linux
+    kubernetes.io/role: agent
+    node-role.kubernetes.io/agent: ""
+    type: kwok
+spec:
+  podCIDR: 10.244.$i.0/24
+  podCIDRs: [10.244.$i.0/24]
+status:
+  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+  nodeInfo: {architecture: amd64, operatingSystem: linux}
+EOF
+  done
+}
+
+cmd_nodes() {
+  [[ ($# == 1 || $# == 2) && ${2:-3} =~ ^[1-9][0-9]*$ ]] || usage "kube.sh nodes DIR [COUNT]"
+  local dir count=${2:-3} c
+  if ! dir=$(cd "$1" 2>/dev/null && pwd) || ! pid_alive "$dir/kube-apiserver.pid"; then
+    die "no control plane running in $1: run 'hack/kube.sh start $1' first"
+  fi
+  for c in kube-scheduler kwok kubectl; do
+    [[ -x $BIN/$c ]] || die "$c missing in $BIN: run 'hack/kube.sh install'"
+  done
+  [[ -f $KWOK_STAGES ]] || die "kwok stages missing: run 'hack/kube.sh install'"
+  local kubectl=("$BIN/kubectl" --kubeconfig "$dir/kubeconfig")
+  # shellcheck source=/dev/null
+  . "$dir/ports.env"
+  if [[ -z ${SCHEDULER_PORT:-} ]]; then
+    SCHEDULER_PORT=$(free_port)
+    echo "SCHEDULER_PORT=$SCHEDULER_PORT" >>"$dir/ports.env"
+  fi
+
+  if [[ $(cat "$dir/kube-controller-manager.controllers" 2>/dev/null) != "$WORKLOAD_CONTROLLERS" ]] ||
+    ! pid_alive "$dir/kube-controller-manager.pid"; then
+    stop_pid "$dir/kube-controller-manager.pid" kube-controller-manager
+    start_controller_manager "$dir" "$WORKLOAD_CONTROLLERS"
+  fi
+
+  if ! pid_alive "$dir/kube-scheduler.pid"; then
+    want_port "$SCHEDULER_PORT"
+    scheduler_cert "$dir"
+    component_kubeconfig "$dir" scheduler
+    log "starting kube-scheduler (healthz on https://127.0.0.1:$SCHEDULER_PORT)"
+    "$BIN/kube-scheduler" --kubeconfig "$dir/scheduler.kubeconfig" \
+      --authentication-kubeconfig "$dir/scheduler.kubeconfig" --authorization-kubeconfig "$dir/scheduler.kubeconfig" \
+      --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --cert-dir "$dir/pki/scheduler-serving" \
+      --leader-elect=false >"$dir/kube-scheduler.log" 2>&1 &
+    echo $! >"$dir/kube-scheduler.pid"
+  fi
+  wait_ready "$dir/kube-scheduler.pid" 30 "kube-scheduler (log: $dir/kube-scheduler.log)" \
+    curl -skf "https://127.0.0.1:$SCHEDULER_PORT/healthz" -o /dev/null
+
+  if ! pid_alive "$dir/kwok.pid"; then
+    log "starting kwok for the Nodes annotated kwok.x-k8s.io/node=fake"
+    # KWOK_WORKDIR: not ~/.kwok, whose kwok.yaml kwok would load as well.
+    KWOK_WORKDIR=$dir/kwok "$BIN/kwok" --kubeconfig "$dir/kubeconfig" --config "$KWOK_STAGES" \
+      --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+      --node-lease-duration-seconds 40 --cidr 10.244.0.0/16 \
+      >"$dir/kwok.log" 2>&1 &
+    echo $! >"$dir/kwok.pid"
+  fi
+
+  fake_nodes "$count" | "${kubectl[@]}" apply --server-side --field-manager sukverse-nodes -f - >/dev/null ||
+    die "creating $count Nodes failed"
+  local deadline=$((SECONDS + 60))
+  until "${kubectl[@]}" wait --for condition=Ready node -l type=kwok --timeout 5s >/dev/null 2>&1; do
+    pid_alive "$dir/kwok.pid" || die "kwok exited (log: $dir/kwok.log)"
+    ((SECONDS < deadline)) || die "Nodes not Ready within 60s (log: $dir/kwok.log)"
+  done
+  log "$count kwok Nodes Ready after ${SECONDS}s"
+  echo "$dir/kubeconfig"
+}
+
 cmd_stop() {
   (($# == 1)) || usage "kube.sh stop DIR"
+  stop_pid "$1/kwok.pid" kwok
+  stop_pid "$1/kube-scheduler.pid" kube-scheduler
   stop_pid "$1/kube-controller-manager.pid" kube-controller-manager
   stop_pid "$1/kube-apiserver.pid" kube-apiserver
   stop_pid "$1/etcd.pid" etcd
@@ -218,6 +381,7 @@ cmd_stop() {
 case ${1:-} in
   install) cmd_install ;;
   start) shift && cmd_start "$@" ;;
+  nodes) shift && cmd_nodes "$@" ;;
   stop) shift && cmd_stop "$@" ;;
-  *) usage "kube.sh install | start DIR | stop DIR" ;;
+  *) usage "kube.sh install | start DIR | nodes DIR [COUNT] | stop DIR" ;;
 esac
