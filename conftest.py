@@ -161,6 +161,27 @@ def kubeconfig(request: pytest.FixtureRequest) -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def kube_nodes(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A control plane of its own whose workloads run: kube-scheduler, kwok's fake Nodes and the
+    workload controllers (hack/kube.sh nodes), with the CloudNativePG, Strimzi and
+    Prometheus-operator CRDs applied (hack/crds.sh). Its admin kubeconfig."""
+    hack("kube.sh", "install")
+    hack("crds.sh", "install")
+    directory = _short_dir("kubenodes")
+    path = Path(hack("kube.sh", "start", str(directory)))
+    try:
+        hack("kube.sh", "nodes", str(directory))
+        hack("crds.sh", "apply", str(path))
+    except BaseException:
+        hack("kube.sh", "stop", str(directory))
+        raise
+    yield path
+    hack("kube.sh", "stop", str(directory))
+    if request.session.testsfailed == 0:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 TIERS = [
     pytest.param("embedded", id="embedded"),
     pytest.param("real", id="real", marks=pytest.mark.real),
