@@ -41,7 +41,10 @@ infra: ## install the real servers the tests run against (see hack/README.md)
 	bash hack/postgres.sh install
 	bash hack/kafka.sh install
 	bash hack/kube.sh install
+	bash hack/crds.sh install
 	bash hack/prometheus.sh install
+	bash hack/image.sh install
+	bash hack/kind.sh install
 
 test: lint infra ## lint, install the real servers, then run every test tier
 	$(RUN) pytest

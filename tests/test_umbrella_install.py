@@ -80,6 +80,7 @@ SCENARIOS = {
 }
 
 
+@pytest.mark.timeout(300)  # the first use of kube_nodes starts its control plane
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_every_rendered_object_passes_the_servers_validation(
     helm: Path, kube_nodes: Path, namespace: str, scenario: str
