@@ -163,6 +163,8 @@ def test_the_defaults_render_the_platform_on_strimzi_and_cloudnativepg(helm: Pat
         (f"{RELEASE}-admin", "password"),
     }
     assert kinds(documents, "ConfigMap")[name("auth")]["data"]["SUKVERSE_ADMIN_EMAIL"]
+    certificate = kinds(documents, "ConfigMap")[name("certificate")]["data"]
+    assert certificate["SUKVERSE_PUBLIC_BASE_URL"] == f"http://{name('certificate')}:8005"
     assert env_of(deployments[name("user_mgmt")])["SUKVERSE_AUTH_CLIENT_SECRET_FILE"].endswith(
         f"{RELEASE}-machine-clients/user_mgmt"
     )
