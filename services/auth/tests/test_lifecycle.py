@@ -71,6 +71,8 @@ async def test_docs_are_served_with_their_assets(client: Any) -> None:
     assert bundle.status == 200
     assert len(await bundle.read()) > 100_000
     assert (await client.get("/docs/..%2Fpyproject.toml")).status == 404
+    init = await (await client.get("/docs/init.js")).text()
+    assert "validatorUrl: null" in init and "http" not in init
 
 
 async def test_a_restart_keeps_accounts_and_keys(

@@ -42,8 +42,11 @@ DOCS_PAGE = """<!doctype html>
 <script src="/docs/init.js"></script>
 </body></html>
 """
+# validatorUrl null: Swagger UI would otherwise send the document to validator.swagger.io
+# from any browser that opens the docs on a host other than localhost.
 DOCS_INIT = """window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui",
-  presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout",
+  validatorUrl: null});
 """
 
 PROBLEM_SCHEMA: dict[str, Any] = {
