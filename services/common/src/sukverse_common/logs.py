@@ -9,6 +9,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 
 SECRET_KEYS = frozenset(
     {
@@ -73,6 +74,22 @@ class StdoutLogger:
     log = debug = info = warn = warning = error = err = critical = exception = fatal = msg
 
 
+class RefusedRequests(logging.Filter):
+    """aiohttp logs a request it could not parse and answered 4xx (a NUL in a header, a
+    malformed request line) as an error with a traceback. It is the client's error: one INFO
+    line with the status and the parser's reason, never the offending bytes (a header can
+    hold a token)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError) and 400 <= error.code < 500:
+            reason = str(error.message).strip().splitlines()[0].rstrip(":") if error.message else ""
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "malformed request refused: %d %s", (error.code, reason[:200])
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Route structlog and the standard library through one JSON renderer on stdout."""
     shared: list[Any] = [
@@ -107,3 +124,6 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # aiohttp's own access log is replaced by the access-log middleware.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, RefusedRequests) for f in server.filters):
+        server.addFilter(RefusedRequests())
