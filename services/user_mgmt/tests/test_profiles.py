@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import uuid
 from datetime import UTC, datetime
@@ -288,3 +289,20 @@ async def test_a_batch_of_events_reads_its_profiles_once_not_per_event(api: Any)
             f"{user_id.hex[:8]}@example.com",
             ["student"],
         )
+
+
+async def test_role_names_follow_auths_rule(api: Any) -> None:
+    """One definition of a role name (common's RoleName): what auth would refuse, user_mgmt
+    refuses itself, naming the field, before any call to auth."""
+    student = api.account("profile-role-names")
+    await api.registered(student)
+    for bad in ("x", "a" * 41, "Instructor", "9lives"):
+        response = await api.client.put(
+            f"/profiles/{student.id}/roles", json={"roles": [bad]}, headers=api.admin.headers
+        )
+        assert response.status == 422, bad
+        problem = await response.json()
+        assert "roles" in json.dumps(problem), problem
+    document = await (await api.client.get("/openapi.json")).json()
+    pattern = document["components"]["schemas"]["RolesIn"]["properties"]["roles"]["items"]
+    assert pattern["pattern"] == "^[a-z][a-z0-9_-]{1,39}$"

@@ -8,11 +8,10 @@ from typing import Annotated, Literal
 
 from pydantic import EmailStr, Field, SecretStr, StringConstraints
 
-from sukverse_common.api import RequestSchema, Schema
+from sukverse_common.api import RequestSchema, RoleName, Schema
 
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Password = Annotated[SecretStr, Field(min_length=1, max_length=4096)]
-RoleName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{1,39}$")]
 
 
 class RegisterRequest(RequestSchema):

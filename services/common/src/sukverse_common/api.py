@@ -95,6 +95,14 @@ ExternalId = Annotated[
 client's subject and lets that client search by it."""
 
 
+RoleName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_-]{1,39}$"),
+    Field(description="A role's name: a lower-case letter, then 1 to 39 of a-z, 0-9, _ and -"),
+]
+"""A role's name, as auth stores it and every service that names roles accepts it."""
+
+
 class Page(Schema, Generic[T]):
     items: list[T]
     next_cursor: str | None = None

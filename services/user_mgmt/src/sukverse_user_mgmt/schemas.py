@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from sukverse_common.api import RequestSchema, Schema
+from sukverse_common.api import RequestSchema, RoleName, Schema
 from sukverse_user_mgmt.domain import (
     MAX_BIO,
     MAX_NAME,
@@ -28,9 +28,6 @@ AvatarUrl = Annotated[
     str, StringConstraints(strip_whitespace=True), AfterValidator(check_avatar_url)
 ]
 Bio = Annotated[str, StringConstraints(max_length=MAX_BIO)]
-RoleName = Annotated[
-    str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,99}$", min_length=1, max_length=100)
-]
 
 
 class ProfileOut(Schema):
