@@ -63,6 +63,9 @@ async def test_openapi_documents_every_route_with_schemas_and_errors(api: Any) -
     }
     assert quiz_in["properties"]["questions"]["maxItems"] == 200
     assert {"409", "422"} <= set(operations[("/attempts/{id}/answers", "put")]["responses"])
+    # Starting answers 201, resuming the attempt in progress 200, both with the attempt.
+    start = operations[("/quizzes/{id}/attempts", "post")]["responses"]
+    assert start["200"]["content"] == start["201"]["content"]
     assert "external_id" in quiz_in["properties"]
     assert "409" in operations[("/quizzes", "post")]["responses"]
     params = {p["name"] for p in operations[("/quizzes", "get")]["parameters"]}

@@ -157,6 +157,9 @@ class Endpoint:
     permission: str | None
     errors: tuple[int, ...]
     tag: str
+    # Other success statuses the handler answers with the same body (e.g. 200 for a resumed
+    # attempt where a new one is 201).
+    also: tuple[int, ...] = ()
 
 
 def mark_public(handler: Handler) -> Handler:
@@ -252,6 +255,7 @@ class Routes:
         public: bool = False,
         permission: str | None = None,
         errors: Sequence[int] = (),
+        also: Sequence[int] = (),
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             async def endpoint(request: web.Request) -> web.StreamResponse:
@@ -281,6 +285,7 @@ class Routes:
                     permission=permission,
                     errors=tuple(errors),
                     tag=self.tag,
+                    also=tuple(also),
                 )
             )
             return handler

@@ -140,6 +140,8 @@ def _responses(endpoint: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
     if endpoint.response is not None:
         ok["content"] = {"application/json": {"schema": refs[(endpoint.response, "serialization")]}}
     responses: dict[str, Any] = {str(endpoint.status): ok}
+    for status in endpoint.also:
+        responses[str(status)] = ok
     codes = set(endpoint.errors)
     if endpoint.body is not None:
         codes |= {400, 413, 415, 422}

@@ -70,6 +70,7 @@ async def update_quiz(request: web.Request, body: QuizPatch) -> QuizOut:
     "/quizzes/{id}/attempts",
     response=AttemptOut,
     status=201,
+    also=(200,),
     permission="attempt:write",
     errors=(404, 409),
 )
