@@ -55,6 +55,22 @@ def _with(change: dict[str, Any]) -> dict[str, Any]:
             "steps.0.substeps.0.estimated_minutes",
             "integer",
         ),
+        # Strict JSON types: a boolean or a numeric string is no integer.
+        *(
+            (
+                _with(
+                    {
+                        "steps": [
+                            {"title": "S", "substeps": [{"title": "x", "estimated_minutes": v}]}
+                        ]
+                    }
+                ),
+                "steps.0.substeps.0.estimated_minutes",
+                "integer",
+            )
+            for v in (True, False, "7")
+        ),
+        (_with({"title": 7}), "title", "string"),
         (_with({"owner": "me"}), "owner", "Extra"),
         (_with({"instructor_ids": ["not-a-uuid"]}), "instructor_ids.0", "UUID"),
         ({"steps": _steps(1)}, "title", "required"),

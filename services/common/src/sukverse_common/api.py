@@ -212,7 +212,7 @@ async def parse_json(request: web.Request, model: type[M]) -> M:
         raise UnsupportedMediaType(f"send the body as {JSON}, not {request.content_type!r}")
     raw = await request.read()
     try:
-        return model.model_validate_json(raw)
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         if any(error["type"] == "json_invalid" for error in exc.errors()):
             raise MalformedBody("the body is not valid UTF-8 JSON") from None
