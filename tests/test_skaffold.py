@@ -75,11 +75,13 @@ def test_the_chart_renders_with_the_kind_values_into_what_kind_publishes(helm: P
     }
     # Each API's NodePort is published on the host as the service's own port.
     assert node_ports == published
-    for forward in SKAFFOLD["portForward"]:
+    forwards = profile("dev")["portForward"]
+    assert "portForward" not in SKAFFOLD and "portForward" not in profile("kind")
+    for forward in forwards:
         service = services[forward["resourceName"]]
         assert forward["namespace"] == RELEASE["namespace"]
         assert forward["port"] == forward["localPort"] == service["spec"]["ports"][0]["port"]
-    assert len(SKAFFOLD["portForward"]) == len(services)
+    assert len(forwards) == len(services)
     deployments = [d for d in documents if d["kind"] == "Deployment"]
     assert {d["spec"]["replicas"] for d in deployments} == {1}
     (pool,) = [d for d in documents if d["kind"] == "KafkaNodePool"]

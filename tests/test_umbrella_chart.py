@@ -32,12 +32,17 @@ def run(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+PROMETHEUS_RULES = "monitoring.coreos.com/v1/PrometheusRule"
+
+
 def render(
-    helm: Path, *sets: str, chart: Path = UMBRELLA, upgrade: bool = False
+    helm: Path, *sets: str, chart: Path = UMBRELLA, upgrade: bool = False, apis: str = ""
 ) -> list[dict[str, Any]]:
     args = ["template", RELEASE, str(chart), "--namespace", NAMESPACE]
     if upgrade:
         args.append("--is-upgrade")
+    if apis:
+        args += ["--api-versions", apis]
     for item in sets:
         args += ["--set-json", item]
     result = run(helm, *args)
@@ -178,14 +183,17 @@ def test_the_defaults_render_the_platform_on_strimzi_and_cloudnativepg(helm: Pat
 def test_migrations_run_before_the_pods_and_never_wait_on_what_the_release_creates(
     helm: Path,
 ) -> None:
-    """A pre-install hook runs before the release's objects exist: with the release's own
-    CloudNativePG cluster the first install's Job is an ordinary object; with an external
-    database, and on every upgrade, it is a pre-install,pre-upgrade hook whose pod needs
-    nothing of the release (no ConfigMap, ServiceAccount or Kafka user)."""
-    first = kinds(render(helm), "Job")
-    assert set(first) == {f"{name(s)}-migrate-1" for s in SERVICES}
-    assert all("annotations" not in job["metadata"] for job in first.values())
-    for documents in (render(helm, upgrade=True), render(helm, *EXTERNAL)):
+    """A pre-install hook runs before the release's objects exist: while the release's own
+    CloudNativePG cluster's Secret does not exist (here, with no cluster to look it up in,
+    even on an upgrade) the Job is an ordinary object; with an external database it is a
+    pre-install,pre-upgrade hook whose pod needs nothing of the release (no ConfigMap,
+    ServiceAccount or Kafka user). The lookup itself is proven on the API server."""
+    for upgrade in (False, True):
+        plain = kinds(render(helm, upgrade=upgrade), "Job")
+        assert len(plain) == len(SERVICES)
+        assert all("annotations" not in job["metadata"] for job in plain.values())
+    assert set(kinds(render(helm), "Job")) == {f"{name(s)}-migrate-1" for s in SERVICES}
+    for documents in (render(helm, *EXTERNAL, upgrade=True), render(helm, *EXTERNAL)):
         jobs = kinds(documents, "Job")
         assert len(jobs) == len(SERVICES)
         for job in jobs.values():
@@ -315,6 +323,15 @@ def test_network_policies_allow_only_what_a_service_needs(helm: Path) -> None:
         {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": RELEASE}}}
     ]
     assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+    monitored = render(
+        helm,
+        '{"analytics": {"networkPolicy": {"enabled": true}, "serviceMonitor": {"enabled": true}}}',
+    )
+    scraped = kinds(monitored, "NetworkPolicy")[name("analytics")]["spec"]["ingress"]
+    prometheus = {"app.kubernetes.io/name": "prometheus"}
+    assert scraped[1]["from"] == [
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": prometheus}}
+    ]
     peers = [peer for rule in policy["egress"] for peer in rule["to"]]
     assert {"podSelector": {"matchLabels": {"cnpg.io/cluster": f"{name('analytics')}-db"}}} in peers
     assert {
@@ -322,6 +339,13 @@ def test_network_policies_allow_only_what_a_service_needs(helm: Path) -> None:
             "matchLabels": {"strimzi.io/cluster": f"{RELEASE}-kafka", "strimzi.io/kind": "Kafka"}
         }
     } in peers
+
+
+def test_the_operator_follows_the_services_ports(helm: Path) -> None:
+    documents = render(helm, '{"global": {"ports": {"quiz": 9003}}}')
+    operator = env_of(kinds(documents, "Deployment")[f"{RELEASE}-operator"])
+    assert operator["SUKVERSE_QUIZ_URL"] == f"http://{name('quiz')}:9003"
+    assert kinds(documents, "Service")[name("quiz")]["spec"]["ports"][0]["port"] == 9003
 
 
 def test_the_operator_can_be_left_out(helm: Path) -> None:
@@ -403,7 +427,7 @@ def test_dashboards_and_alerts_are_packaged_from_observability(
     (chart_copy / "observability" / "dashboards" / "platform.json").write_text(
         json.dumps(dashboard)
     )
-    documents = render(helm, chart=chart_copy / "charts" / "sukverse")
+    documents = render(helm, chart=chart_copy / "charts" / "sukverse", apis=PROMETHEUS_RULES)
     config_map = kinds(documents, "ConfigMap")[f"{RELEASE}-dashboard-platform"]
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(config_map["data"]["platform.json"]) == dashboard
@@ -418,8 +442,12 @@ def test_dashboards_and_alerts_are_packaged_from_observability(
         helm,
         '{"observability": {"dashboards": {"enabled": false}, "alerts": {"enabled": false}}}',
         chart=chart_copy / "charts" / "sukverse",
+        apis=PROMETHEUS_RULES,
     )
     assert not kinds(off, "PrometheusRule")
+    # A cluster without the Prometheus operator's API gets no PrometheusRule, which it
+    # would refuse, failing the whole release.
+    assert not kinds(render(helm), "PrometheusRule")
     assert not [n for n in kinds(off, "ConfigMap") if "dashboard" in n]
 
 
@@ -468,6 +496,9 @@ def test_notes_tell_how_to_reach_each_api_and_what_to_do_next(helm: Path) -> Non
         ('{"global": {"kafka": {"external": {"bootstrapServers": "kafka"}}}}', "bootstrapServers"),
         ('{"global": {"secrets": {"admin": {"existingSecret": "Admin_Pw"}}}}', "existingSecret"),
         ('{"operator": {"replicas": "two"}}', "/replicas': got string, want integer"),
+        ('{"auth": {"settings": {"ADMIN_PASSWORD": "hunter2"}}}', "invalid propertyName"),
+        ('{"quiz": {"settings": {"DATABASE_URL": "postgresql://u:p@h/d"}}}', "propertyName"),
+        ('{"quiz": {"resources": {"limits": {"memory": "1ki"}}}}', "memory"),
     ],
 )
 def test_the_schema_refuses_bad_values_by_field(helm: Path, values: str, message: str) -> None:

@@ -86,7 +86,8 @@ def test_every_rendered_object_passes_the_servers_validation(
     helm: Path, kube_nodes: Path, namespace: str, scenario: str
 ) -> None:
     args = ["template", "sukverse", str(UMBRELLA), "--namespace", namespace]
-    args += ["--include-crds"]
+    # The server serves the Prometheus operator's API, as `helm install` would find.
+    args += ["--include-crds", "--api-versions", "monitoring.coreos.com/v1/PrometheusRule"]
     for item in SCENARIOS[scenario]:
         args += ["--set-json", item]
     rendered = run_helm(helm, kube_nodes, *args)
@@ -146,6 +147,39 @@ def test_a_broken_strimzi_object_is_refused_by_the_real_schema(
     )
     assert result.returncode != 0
     assert "operation" in result.stderr
+
+
+def test_the_migration_is_a_hook_once_its_database_secret_exists(
+    helm: Path, kube_nodes: Path, namespace: str
+) -> None:
+    """With the release's own CloudNativePG clusters, the Job is a hook only when the chart
+    finds the cluster's `<cluster>-app` Secret on the server (lookup), as on every upgrade
+    after the first install; before that it would wait for a Secret that no hook creates."""
+
+    def jobs() -> tuple[set[str], set[str]]:
+        out = run_helm(
+            helm,
+            kube_nodes,
+            *("install", "sukverse", str(UMBRELLA), "--namespace", namespace),
+            "--dry-run=server",
+        )
+        manifest, hooks = out.split("MANIFEST:", 1)[1], out.split("MANIFEST:", 1)[0]
+        found = [
+            {d["metadata"]["name"] for d in yaml.safe_load_all(part) if d and d["kind"] == "Job"}
+            for part in (hooks.split("HOOKS:", 1)[-1], manifest.split("NOTES:", 1)[0])
+        ]
+        return found[0], found[1]
+
+    names = {f"sukverse-{s.replace('_', '-')}-migrate-1" for s in SERVICES}
+    assert jobs() == (set(), names)
+    ok(
+        kubectl(
+            kube_nodes,
+            *("create", "secret", "generic", "sukverse-quiz-db-app", "-n", namespace),
+            "--from-literal=uri=postgresql://quiz:pw@sukverse-quiz-db-rw:5432/quiz",
+        )
+    )
+    assert jobs() == ({"sukverse-quiz-migrate-1"}, names - {"sukverse-quiz-migrate-1"})
 
 
 def resources(kubeconfig: Path, namespace: str, kinds: str) -> list[dict[str, Any]]:
