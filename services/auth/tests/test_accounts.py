@@ -71,6 +71,11 @@ async def test_weak_and_short_passwords_are_refused_naming_the_field(client: Any
         body = await response.json()
         assert body["errors"][0]["field"] == "password"
         assert password not in str(body)
+    document = await (await client.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    for request in ("RegisterRequest", "SetPasswordRequest"):
+        assert schemas[request]["properties"]["password"]["minLength"] == 8, request
+    assert schemas["LoginRequest"]["properties"]["password"]["minLength"] == 1
 
 
 async def test_long_passphrases_with_spaces_and_unicode_are_accepted(api: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import stat
 import uuid
 from typing import Any
@@ -60,6 +61,10 @@ async def test_openapi_documents_every_route(api: Any) -> None:
     assert "external_id" in schemas["TemplateIn"]["properties"]
     assert "external_id" in schemas["TemplateOut"]["properties"]
     assert "external_id" not in schemas["TemplatePatch"]["properties"]
+    criteria = schemas["CriteriaIn"]["properties"]["required_quiz_ids"]
+    assert criteria["uniqueItems"] is True  # as the service refuses a quiz named twice
+    patch = schemas["TemplatePatch"]["properties"]
+    assert all("null" not in json.dumps(patch[f]) for f in ("title", "body", "criteria")), patch
 
 
 async def test_migrations_match_the_models(settings: CertificateSettings) -> None:

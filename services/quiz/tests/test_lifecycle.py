@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -127,3 +128,13 @@ async def test_the_enrollment_replica_keeps_the_latest_change(api: Any) -> None:
     )
     await api.bus.publish([Message(again.topic(), key, CloudEvent.wrap(again, subject=key))])
     await api.wait_status(student, quiz["id"], 200)
+
+
+async def test_patch_fields_that_refuse_null_are_not_nullable_in_the_schema(api: Any) -> None:
+    document = await (await api.client.get("/openapi.json")).json()
+    patch = document["components"]["schemas"]["QuizPatch"]["properties"]
+    for field in ("title", "grading", "pass_mark", "questions", "shuffle_questions"):
+        assert "null" not in json.dumps(patch[field]), (field, patch[field])
+        assert "type" in patch[field] or "$ref" in patch[field], (field, patch[field])
+    # null removes the time limit.
+    assert {"type": "null"} in patch["time_limit_seconds"]["anyOf"]

@@ -12,11 +12,21 @@ from sukverse_common.api import RequestSchema, RoleName, Schema
 
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Password = Annotated[SecretStr, Field(min_length=1, max_length=4096)]
+# A password being set: the schema states the least any deployment accepts (8), the
+# service then checks its own minimum and refuses common and guessable ones.
+NewPassword = Annotated[
+    SecretStr,
+    Field(
+        min_length=8,
+        max_length=4096,
+        description="At least 8 characters (a deployment may ask more); not a common password",
+    ),
+]
 
 
 class RegisterRequest(RequestSchema):
     email: EmailStr = Field(max_length=320)
-    password: Password
+    password: NewPassword
     full_name: FullName
 
 
@@ -30,7 +40,7 @@ class CreateUserRequest(RequestSchema):
 
 class SetPasswordRequest(RequestSchema):
     token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
-    password: Password
+    password: NewPassword
 
 
 class LoginRequest(RequestSchema):

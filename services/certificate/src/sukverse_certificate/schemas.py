@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from sukverse_certificate.domain import PLACEHOLDERS, unknown_placeholders
-from sukverse_common.api import ExternalId, RequestSchema, Schema
+from sukverse_common.api import ExternalId, RequestSchema, Schema, unset
 
 MAX_REQUIRED_QUIZZES = 100
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
@@ -24,7 +24,9 @@ class CriteriaIn(RequestSchema):
     min_completion_percent: Percent = 100.0
     min_quiz_average: Percent | None = None
     required_quiz_ids: list[uuid.UUID] = Field(
-        default_factory=list, max_length=MAX_REQUIRED_QUIZZES
+        default_factory=list,
+        max_length=MAX_REQUIRED_QUIZZES,
+        json_schema_extra={"uniqueItems": True},
     )
 
     @field_validator("required_quiz_ids")
@@ -59,9 +61,9 @@ class TemplateIn(RequestSchema):
 
 
 class TemplatePatch(RequestSchema):
-    title: Title | None = None
-    body: Body | None = None
-    criteria: CriteriaIn | None = None
+    title: Title | None = unset()
+    body: Body | None = unset()
+    criteria: CriteriaIn | None = unset()
 
     @field_validator("title", "body")
     @classmethod

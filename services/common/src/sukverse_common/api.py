@@ -95,6 +95,25 @@ ExternalId = Annotated[
 client's subject and lets that client search by it."""
 
 
+def _without_null(schema: dict[str, Any]) -> None:
+    alternatives = schema.pop("anyOf", None)
+    if alternatives is None:
+        return
+    rest = [alternative for alternative in alternatives if alternative != {"type": "null"}]
+    if len(rest) == 1:
+        schema.update(rest[0])
+    else:
+        schema["anyOf"] = rest
+    schema.pop("default", None)
+
+
+def unset(**constraints: Any) -> Any:
+    """The default of a PATCH field that may be left out but not sent as null
+    (`title: Title | None = unset()`): the schema shows no null, and the service refuses
+    one naming the field."""
+    return Field(default=None, json_schema_extra=_without_null, **constraints)
+
+
 RoleName = Annotated[
     str,
     StringConstraints(pattern=r"^[a-z][a-z0-9_-]{1,39}$"),

@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, RootModel, StrictBool, StringConstraints, model_validator
 
-from sukverse_common.api import ExternalId, RequestSchema, Schema
+from sukverse_common.api import ExternalId, RequestSchema, Schema, unset
 from sukverse_quiz.domain import Grading, Kind, PartialCredit, Review, normalise_text
 
 MAX_QUESTIONS = 200
@@ -125,15 +125,16 @@ class QuizIn(RequestSchema):
 class QuizPatch(RequestSchema):
     """Changes to a quiz; `questions` replaces them all, and only while nobody attempted it."""
 
-    title: Title | None = None
-    pass_mark: PassMark | None = None
-    max_attempts: MaxAttempts | None = None
+    title: Title | None = unset()
+    pass_mark: PassMark | None = unset()
+    max_attempts: MaxAttempts | None = unset()
+    # null: no time limit.
     time_limit_seconds: TimeLimit | None = None
-    grading: Grading | None = None
-    shuffle_questions: bool | None = None
-    shuffle_options: bool | None = None
-    review: Review | None = None
-    questions: list[QuestionIn] | None = Field(default=None, min_length=1, max_length=MAX_QUESTIONS)
+    grading: Grading | None = unset()
+    shuffle_questions: bool | None = unset()
+    shuffle_options: bool | None = unset()
+    review: Review | None = unset()
+    questions: list[QuestionIn] | None = unset(min_length=1, max_length=MAX_QUESTIONS)
 
 
 class QuizzesQuery(RequestSchema):
