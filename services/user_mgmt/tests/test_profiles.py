@@ -306,3 +306,31 @@ async def test_role_names_follow_auths_rule(api: Any) -> None:
     document = await (await api.client.get("/openapi.json")).json()
     pattern = document["components"]["schemas"]["RolesIn"]["properties"]["roles"]["items"]
     assert pattern["pattern"] == "^[a-z][a-z0-9_-]{1,39}$"
+
+
+async def test_the_schema_publishes_the_formats_the_service_checks(api: Any) -> None:
+    """What the schema allows of locale, time zone and avatar URL, the service checks
+    further; a value the schema's own pattern refuses, the service refuses too."""
+    import re
+
+    document = await (await api.client.get("/openapi.json")).json()
+    patch = document["components"]["schemas"]["ProfilePatch"]["properties"]
+
+    def schema_of(field: str) -> dict[str, Any]:
+        found: dict[str, Any] = next(
+            (s for s in patch[field].get("anyOf", [patch[field]]) if s.get("type") == "string"),
+            patch[field],
+        )
+        return found
+
+    locale, zone, avatar = schema_of("locale"), schema_of("time_zone"), schema_of("avatar_url")
+    assert avatar["format"] == "uri" and avatar["maxLength"] == 2048
+    assert zone["maxLength"] == 64 and locale["maxLength"] == 35
+    for good, field in (
+        ("de-CH", locale),
+        ("Europe/Berlin", zone),
+        ("https://a.example/x", avatar),
+    ):
+        assert re.match(field["pattern"], good), (good, field)
+    for bad, field in (("english", locale), ("../etc", zone), ("http://a.example", avatar)):
+        assert not re.match(field["pattern"], bad), (bad, field)

@@ -13,10 +13,11 @@ MAX_URL = 2048
 
 # BCP 47 language tags as people write them: a 2-3 letter language, then an optional script
 # (4 letters), region (2 letters or 3 digits) and variants; case-insensitive, `-` only.
-_LOCALE = re.compile(
-    r"^[a-z]{2,3}(?:-[a-z]{4})?(?:-(?:[a-z]{2}|[0-9]{3}))?(?:-(?:[a-z0-9]{5,8}|[0-9][a-z0-9]{3}))*$",
-    re.IGNORECASE,
+LOCALE_PATTERN = (
+    "^[a-zA-Z]{2,3}(-[a-zA-Z]{4})?(-([a-zA-Z]{2}|[0-9]{3}))?"
+    "(-([a-zA-Z0-9]{5,8}|[0-9][a-zA-Z0-9]{3}))*$"
 )
+_LOCALE = re.compile(LOCALE_PATTERN)
 
 
 def normalise_locale(value: str) -> str:

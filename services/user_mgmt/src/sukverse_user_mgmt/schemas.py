@@ -10,9 +10,11 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from sukverse_common.api import RequestSchema, RoleName, Schema
 from sukverse_user_mgmt.domain import (
+    LOCALE_PATTERN,
     MAX_BIO,
     MAX_NAME,
     MAX_ORGANISATION,
+    MAX_URL,
     check_avatar_url,
     check_time_zone,
     normalise_locale,
@@ -22,10 +24,37 @@ DisplayName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)
 ]
 Organisation = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_ORGANISATION)]
-Locale = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(normalise_locale)]
-TimeZone = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(check_time_zone)]
+# The schemas publish what the validators enforce (a pattern or format, the length).
+Locale = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True),
+    AfterValidator(normalise_locale),
+    Field(
+        max_length=35,
+        json_schema_extra={"pattern": LOCALE_PATTERN},
+        description="A BCP 47 language tag such as en or de-CH, stored in its canonical case",
+    ),
+]
+TimeZone = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True),
+    AfterValidator(check_time_zone),
+    Field(
+        min_length=1,
+        max_length=64,
+        json_schema_extra={"pattern": "^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$"},
+        description="An IANA time zone name such as Europe/Berlin or UTC",
+    ),
+]
 AvatarUrl = Annotated[
-    str, StringConstraints(strip_whitespace=True), AfterValidator(check_avatar_url)
+    str,
+    StringConstraints(strip_whitespace=True),
+    AfterValidator(check_avatar_url),
+    Field(
+        max_length=MAX_URL,
+        json_schema_extra={"format": "uri", "pattern": "^https://[^\\s@/]+(/\\S*)?$"},
+        description="An absolute https URL without credentials",
+    ),
 ]
 Bio = Annotated[str, StringConstraints(max_length=MAX_BIO)]
 
