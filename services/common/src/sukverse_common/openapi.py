@@ -9,7 +9,8 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
+from pydantic_core import core_schema
 from swagger_ui_bundle import swagger_ui_path
 
 from sukverse_common.api import Endpoint, mark_public
@@ -74,6 +75,20 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+NO_NUL = "^[^\\x00]*$"
+
+
+class RequestJsonSchema(GenerateJsonSchema):
+    """Request strings refuse NUL (RequestSchema's rule): their schemas say so, where a
+    pattern of their own does not already."""
+
+    def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
+        json_schema = super().str_schema(schema)
+        if self.mode == "validation" and "pattern" not in json_schema:
+            json_schema["pattern"] = NO_NUL
+        return json_schema
+
+
 def build_openapi(*, title: str, version: str, endpoints: Sequence[Endpoint]) -> dict[str, Any]:
     models: list[tuple[type[BaseModel], Any]] = []
     for endpoint in endpoints:
@@ -81,7 +96,11 @@ def build_openapi(*, title: str, version: str, endpoints: Sequence[Endpoint]) ->
             models.append((endpoint.body, "validation"))
         if endpoint.response is not None:
             models.append((endpoint.response, "serialization"))
-    refs, defs = models_json_schema(models, ref_template=REF) if models else ({}, {})
+    refs, defs = (
+        models_json_schema(models, ref_template=REF, schema_generator=RequestJsonSchema)
+        if models
+        else ({}, {})
+    )
     schemas = dict(defs.get("$defs", {}))
     schemas["Problem"] = PROBLEM_SCHEMA
 
@@ -125,7 +144,7 @@ def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
         for name in PATH_PARAM.findall(endpoint.path)
     ]
     if endpoint.query is not None:
-        schema = endpoint.query.model_json_schema()
+        schema = endpoint.query.model_json_schema(schema_generator=RequestJsonSchema)
         required = set(schema.get("required", []))
         for name, prop in schema.get("properties", {}).items():
             params.append(
