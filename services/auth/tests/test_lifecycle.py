@@ -34,6 +34,9 @@ async def test_openapi_lists_every_route_with_schemas_and_security(client: Any) 
     assert response.status == 200
     document = await response.json()
     assert document["openapi"] == "3.1.0"
+    form = document["paths"]["/auth/token"]["post"]["requestBody"]["content"]
+    grant = form["application/x-www-form-urlencoded"]["schema"]
+    assert grant["properties"]["grant_type"]["enum"] == ["client_credentials"]
     paths = document["paths"]
     expected = {
         ("/auth/register", "post"),

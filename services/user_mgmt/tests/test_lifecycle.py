@@ -40,6 +40,10 @@ async def test_openapi_documents_every_route(api: Any) -> None:
         responses = operations[key]["responses"]
         assert {success, "401"} <= set(responses), key
         assert "content" in responses[success], key
+    # The import's file, as the body itself or a form's `file`, so Swagger UI can send it.
+    body = operations[("/imports", "post")]["requestBody"]["content"]
+    assert {"text/csv", "multipart/form-data"} <= set(body)
+    assert body["multipart/form-data"]["schema"]["required"] == ["file"]
 
 
 async def test_migrations_match_the_models(settings: UserMgmtSettings) -> None:

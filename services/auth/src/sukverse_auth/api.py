@@ -81,7 +81,33 @@ async def logout(request: web.Request, body: LogoutRequest) -> None:
     )
 
 
-@routes.post("/auth/token", response=AccessToken, public=True, errors=(400, 401, 415))
+TOKEN_FORM = {
+    "application/x-www-form-urlencoded": {
+        "schema": {
+            "type": "object",
+            "required": ["grant_type"],
+            "properties": {
+                "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                "scope": {"type": "string", "description": "Space-separated scopes asked for"},
+                "client_id": {"type": "string", "description": "Without HTTP Basic"},
+                "client_secret": {
+                    "type": "string",
+                    "format": "password",
+                    "description": "Without HTTP Basic",
+                },
+            },
+        }
+    }
+}
+
+
+@routes.post(
+    "/auth/token",
+    response=AccessToken,
+    public=True,
+    errors=(400, 401, 415),
+    content=TOKEN_FORM,
+)
 async def token(request: web.Request) -> AccessToken:
     """OAuth 2.0 client-credentials grant for machine clients (RFC 6749 §4.4).
 

@@ -179,6 +179,8 @@ class Endpoint:
     # Other success statuses the handler answers with the same body (e.g. 200 for a resumed
     # attempt where a new one is 201).
     also: tuple[int, ...] = ()
+    # The OpenAPI request body content of a body the handler reads itself (a form, a file).
+    content: dict[str, Any] | None = None
 
 
 def mark_public(handler: Handler) -> Handler:
@@ -275,6 +277,7 @@ class Routes:
         permission: str | None = None,
         errors: Sequence[int] = (),
         also: Sequence[int] = (),
+        content: dict[str, Any] | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             async def endpoint(request: web.Request) -> web.StreamResponse:
@@ -305,6 +308,7 @@ class Routes:
                     errors=tuple(errors),
                     tag=self.tag,
                     also=tuple(also),
+                    content=content,
                 )
             )
             return handler

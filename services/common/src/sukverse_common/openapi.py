@@ -123,6 +123,8 @@ def build_openapi(*, title: str, version: str, endpoints: Sequence[Endpoint]) ->
                 "required": True,
                 "content": {"application/json": {"schema": refs[(endpoint.body, "validation")]}},
             }
+        elif endpoint.content is not None:
+            operation["requestBody"] = {"required": True, "content": endpoint.content}
         paths.setdefault(path, {})[endpoint.method.lower()] = operation
     return {
         "openapi": "3.1.0",

@@ -113,12 +113,27 @@ def _may_import(request: web.Request) -> None:
         raise Forbidden("importing users needs 'profiles:write'")
 
 
+CSV_FILE = {"type": "string", "description": "The CSV file, UTF-8, a header row first"}
+IMPORT_BODY = {
+    **{kind: {"schema": CSV_FILE} for kind in CSV_TYPES},
+    "multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "required": ["file"],
+            "properties": {"file": {**CSV_FILE, "format": "binary"}},
+        },
+        "encoding": {"file": {"contentType": "text/csv"}},
+    },
+}
+
+
 @routes.post(
     "/imports",
     query=ImportQuery,
     response=ImportAccepted,
     status=202,
     errors=(413, 415, 503),
+    content=IMPORT_BODY,
 )
 async def start_import(request: web.Request, query: ImportQuery) -> ImportAccepted:
     """Import users from a CSV file (columns email, full_name, role and optional profile
