@@ -225,3 +225,35 @@ async def test_pdf_prints_accented_names_and_survives_other_scripts(api: Any) ->
         assert response.status == 200, await response.text()
         text = PdfReader(io.BytesIO(await response.read())).pages[0].extract_text()
         assert printed in text
+
+
+def test_the_pdf_renders_the_templates_markdown() -> None:
+    """Bold, italics and line breaks are typeset, not printed as asterisks; what is not
+    Markdown emphasis (a dash pair, a link-like text) prints as written."""
+    from sukverse_certificate.pdf import Printable, render_pdf
+
+    def fonts_and_lines(body: str) -> tuple[set[str], list[str]]:
+        data = render_pdf(
+            Printable(
+                title="Certificate",
+                body=body,
+                name="Ada Lovelace",
+                workshop="Operators",
+                issued_on="2026-12-03",
+                verify_url="https://c.example/verify/X",
+                code="X",
+            )
+        )
+        page = PdfReader(io.BytesIO(data)).pages[0]
+        fonts = {str(f["/BaseFont"]) for f in page["/Resources"]["/Font"].values()}
+        return fonts, [line.strip() for line in page.extract_text().splitlines()]
+
+    fonts, lines = fonts_and_lines(
+        "Ada Lovelace **completed** the *whole* workshop\nin steps 1--3, see [notes](x)."
+    )
+    assert "Ada Lovelace completed the whole workshop" in lines
+    assert "in steps 1--3, see [notes](x)." in lines
+    assert not any("**" in line or "*whole*" in line for line in lines)
+    assert {"/Helvetica-Bold", "/Helvetica-Oblique"} <= fonts
+    plain, _ = fonts_and_lines("Ada Lovelace completed the workshop.")
+    assert "/Helvetica-Oblique" not in plain

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import segno
 from fpdf import FPDF
+from markdown_it import MarkdownIt
+
+# The Markdown a template's text may use: emphasis (bold, italics) and line breaks; the rest
+# (headings, lists, links, HTML) prints as written.
+_MARKDOWN = MarkdownIt("zero").enable(["emphasis", "newline"])
+_FPDF_MARKERS = ("**", "__", "~~", "--")
+_STYLE = {"strong_open": "**", "strong_close": "**", "em_open": "__", "em_close": "__"}
+
+
+class _Page(FPDF):
+    # fpdf2's markup would turn `[text](url)` into a link; a certificate's text has none.
+    MARKDOWN_LINK_REGEX = re.compile(r"(?!)")
 
 
 @dataclass(frozen=True)
@@ -24,10 +37,38 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
+def _escaped(text: str) -> str:
+    """Literal text for fpdf2's markup: its markers and escape character escaped."""
+    text = text.replace("\\", "\\\\")
+    for marker in _FPDF_MARKERS:
+        text = text.replace(marker, "\\" + marker)
+    return text
+
+
+def body_markup(text: str) -> str:
+    """A template's Markdown as fpdf2's markup: **bold** and *italics* (or __ and _) styled,
+    each line break kept (as people type certificate texts), paragraphs a blank line apart,
+    everything else literal."""
+    paragraphs: list[str] = []
+    for block in _MARKDOWN.parse(text):
+        if block.type != "inline":
+            continue
+        parts: list[str] = []
+        for token in block.children or []:
+            if token.type in _STYLE:
+                parts.append(_STYLE[token.type])
+            elif token.type in ("softbreak", "hardbreak"):
+                parts.append("\n")
+            else:
+                parts.append(_escaped(token.content))
+        paragraphs.append("".join(parts))
+    return "\n\n".join(paragraphs)
+
+
 def render_pdf(doc: Printable) -> bytes:
     """A landscape A4 page: title, holder, text, date, and the verification QR code drawn
     as vector squares (it scales without blurring)."""
-    pdf = FPDF(orientation="landscape", format="A4")
+    pdf = _Page(orientation="landscape", format="A4")
     pdf.set_title(_latin1(doc.title))
     pdf.set_creator("Sukverse")
     pdf.set_auto_page_break(auto=False)
@@ -45,7 +86,7 @@ def render_pdf(doc: Printable) -> bytes:
     pdf.set_font("Helvetica", "", 13)
     pdf.ln(4)
     pdf.set_x(30)
-    pdf.multi_cell(237, 7, _latin1(doc.body), align="C")
+    pdf.multi_cell(237, 7, _latin1(body_markup(doc.body)), align="C", markdown=True)
     pdf.set_font("Helvetica", "", 11)
     pdf.set_xy(20, 170)
     pdf.cell(150, 6, _latin1(f"Workshop: {doc.workshop}"), new_x="LMARGIN", new_y="NEXT")
