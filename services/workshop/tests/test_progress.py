@@ -153,6 +153,13 @@ async def test_progress_completes_steps_and_the_workshop_once(api: WorkshopApi) 
     assert all(
         sub["done"] and sub["completed_at"] for s in detail["steps"] for sub in s["substeps"]
     )
+    # The student reads the same as `me`; an instructor's `me` is not enrolled.
+    own = await api.client.get(f"/workshops/{wid}/progress/me", headers=people.student.headers)
+    assert own.status == 200 and await own.json() == detail
+    theirs = await api.client.get(
+        f"/workshops/{wid}/progress/me", headers=people.instructor.headers
+    )
+    assert theirs.status == 404
 
 
 async def test_progress_on_a_foreign_or_unknown_substep_is_refused(api: WorkshopApi) -> None:

@@ -159,8 +159,11 @@ async def record_progress(request: web.Request, body: ProgressIn) -> ProgressSum
     errors=(403, 404),
 )
 async def read_progress(request: web.Request) -> ProgressDetail:
-    """A student's progress per step and substep: for the student, the workshop's
-    instructors and admins."""
-    return await request.app[WORKSHOPS].progress(
-        principal(request), path_uuid(request), path_uuid(request, "user_id")
-    )
+    """A student's progress per step and substep (`me` for the caller's own): for the
+    student, the workshop's instructors and admins."""
+    caller = principal(request)
+    if request.match_info["user_id"] == "me" and caller.user_id is not None:
+        user_id = caller.user_id
+    else:
+        user_id = path_uuid(request, "user_id")
+    return await request.app[WORKSHOPS].progress(caller, path_uuid(request), user_id)
