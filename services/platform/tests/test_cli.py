@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -365,3 +366,57 @@ def test_cohorts_apply_reapply_get_and_delete_without_kubernetes(platform: Platf
     assert "a cohort needs students, studentsFrom, or both" in bad.stderr
     code, output = platform.interrupt()
     assert code == 0, output
+
+
+def test_the_readmes_first_hour_runs_as_written(platform: Platform, tmp_path: Path) -> None:
+    """The README's walk, from sign-up to a verified certificate, against `sukverse up`:
+    only its ports are moved to this test's free ones."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme.split("## Calling the API", 1)[1]
+    script = section.split("```sh\n", 1)[1].split("\n```", 1)[0]
+    for port in range(DEFAULT_PORT_BASE, DEFAULT_PORT_BASE + len(SERVICES)):
+        moved = platform.port_base + port - DEFAULT_PORT_BASE
+        script = script.replace(f"127.0.0.1:{port}", f"127.0.0.1:{moved}")
+    admin = {"SUKVERSE_ADMIN_EMAIL": "root@example.com", "SUKVERSE_ADMIN_PASSWORD": PASSWORD}
+    platform.env = admin
+    platform.start()
+    result = subprocess.run(
+        [shutil.which("bash") or "/bin/bash", "-euo", "pipefail", "-c", script],
+        env={
+            **os.environ,
+            "ADMIN_EMAIL": admin["SUKVERSE_ADMIN_EMAIL"],
+            "ADMIN_PASSWORD": PASSWORD,
+            "SUKVERSE_DATA_DIR": str(platform.data_dir),
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    me, progress, submitted, verified = (json.loads(line) for line in lines[:4])
+    assert me["email"] == "ada@example.com" and me["roles"] == ["student"]
+    assert progress["completed"] is True
+    assert submitted["passed"] is True
+    assert verified["status"] == "valid" and verified["name"] == "Ada Lovelace"
+    assert lines[4] == "Bearer"
+    assert (tmp_path / "certificate.pdf").read_bytes().startswith(b"%PDF-")
+
+
+def test_every_link_of_the_readme_resolves_in_the_repository() -> None:
+    """A fresh clone carries what its README links to (the design, the charts, the samples)."""
+    import re
+
+    root = Path(__file__).resolve().parents[3]
+    readme = (root / "README.md").read_text()
+    links = {
+        target.split("#", 1)[0]
+        for target in re.findall(r"\]\(([^)\s]+)\)", readme)
+        if not re.match(r"^[a-z]+:", target) and not target.startswith("#")
+    }
+    assert "docs/DESIGN.md" in links
+    missing = sorted(link for link in links if not (root / link).exists())
+    assert not missing
+    assert all((root / link).resolve().is_relative_to(root) for link in links)
