@@ -257,3 +257,9 @@ def test_the_pdf_renders_the_templates_markdown() -> None:
     assert {"/Helvetica-Bold", "/Helvetica-Oblique"} <= fonts
     plain, _ = fonts_and_lines("Ada Lovelace completed the workshop.")
     assert "/Helvetica-Oblique" not in plain
+    # A name filled into the text is not Markdown: its asterisks print as they are.
+    from sukverse_certificate.pdf import markdown_literal
+
+    named, lines = fonts_and_lines(markdown_literal("Ada *the* Count_ess \\o/") + " completed.")
+    assert "Ada *the* Count_ess \\o/ completed." in lines
+    assert "/Helvetica-Oblique" not in named

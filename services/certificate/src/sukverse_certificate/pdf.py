@@ -11,7 +11,8 @@ from markdown_it import MarkdownIt
 
 # The Markdown a template's text may use: emphasis (bold, italics) and line breaks; the rest
 # (headings, lists, links, HTML) prints as written.
-_MARKDOWN = MarkdownIt("zero").enable(["emphasis", "newline"])
+_MARKDOWN = MarkdownIt("zero").enable(["emphasis", "newline", "escape"])
+_MARKDOWN_SPECIAL = re.compile(r"([\\*_])")
 _FPDF_MARKERS = ("**", "__", "~~", "--")
 _STYLE = {"strong_open": "**", "strong_close": "**", "em_open": "__", "em_close": "__"}
 
@@ -35,6 +36,12 @@ class Printable:
 def _latin1(text: str) -> str:
     """The built-in PDF fonts cover Latin-1; other characters print as '?'."""
     return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def markdown_literal(text: str) -> str:
+    """Text (a name filled into a template) that the Markdown reads as written: `*`, `_`
+    and `\\` escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def _escaped(text: str) -> str:

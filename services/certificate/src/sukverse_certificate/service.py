@@ -15,7 +15,7 @@ from sukverse_certificate.badges import Award, BadgeKeys, credential, sign
 from sukverse_certificate.domain import narrative, render
 from sukverse_certificate.issuing import criteria_of, evaluate_everyone
 from sukverse_certificate.models import EXTERNAL_KEY_INDEX, Certificate, Template
-from sukverse_certificate.pdf import Printable, render_pdf
+from sukverse_certificate.pdf import Printable, markdown_literal, render_pdf
 from sukverse_certificate.schemas import (
     CertificateOut,
     CertificateSummary,
@@ -281,14 +281,19 @@ class CertificateService:
         # Until the workshop's and the person's events arrive, their ids stand in.
         return name or str(certificate.user_id), workshop or str(certificate.workshop_id)
 
-    async def _full(self, session: AsyncSession, certificate: Certificate) -> CertificateOut:
-        name, workshop = await self._names(session, certificate)
-        values = {
+    @staticmethod
+    def _values(certificate: Certificate, name: str, workshop: str) -> dict[str, str]:
+        """What the placeholders of a certificate's title and text stand for."""
+        return {
             "name": name,
             "workshop": workshop,
             "date": certificate.issued_at.date().isoformat(),
             "id": str(certificate.id),
         }
+
+    async def _full(self, session: AsyncSession, certificate: Certificate) -> CertificateOut:
+        name, workshop = await self._names(session, certificate)
+        values = self._values(certificate, name, workshop)
         return CertificateOut(
             **summary(certificate).model_dump(),
             name=name,
@@ -348,11 +353,16 @@ class CertificateService:
         )
 
     async def pdf(self, caller: Principal, certificate_id: uuid.UUID) -> bytes:
-        full = await self.certificate(caller, certificate_id)
+        async with self.database.sessions() as session:
+            certificate = await self._visible(session, caller, certificate_id)
+            full = await self._full(session, certificate)
+        # The template's text is Markdown; the names filled into it are not.
+        values = self._values(certificate, full.name, full.workshop)
+        literal = {key: markdown_literal(value) for key, value in values.items()}
         return render_pdf(
             Printable(
                 title=full.title,
-                body=full.body,
+                body=render(certificate.body, literal),
                 name=full.name,
                 workshop=full.workshop,
                 issued_on=full.issued_at.date().isoformat(),
