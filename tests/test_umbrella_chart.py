@@ -314,7 +314,23 @@ def test_network_policies_allow_only_what_a_service_needs(helm: Path) -> None:
     on = '{"networkPolicy": {"enabled": true}}'
     documents = render(helm, *(f'{{"{s}": {on}}}' for s in SERVICES))
     policies = kinds(documents, "NetworkPolicy")
-    assert set(policies) == {name(s) for s in SERVICES}
+    assert set(policies) == {n for s in SERVICES for n in (name(s), f"{name(s)}-migration")}
+    # The migration pod may reach its database and DNS alone, made with its Job: an
+    # ordinary object beside the first install's Job, a hook before a hook Job.
+    migration = policies[f"{name('quiz')}-migration"]
+    assert migration["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == (
+        "quiz-migration"
+    )
+    assert "ingress" not in migration["spec"]
+    assert "annotations" not in migration["metadata"]
+    (db,) = [r for r in migration["spec"]["egress"] if r["ports"][0]["port"] == 5432]
+    assert db["to"] == [{"podSelector": {"matchLabels": {"cnpg.io/cluster": f"{name('quiz')}-db"}}}]
+    hooked = kinds(
+        render(helm, *EXTERNAL, *(f'{{"{s}": {on}}}' for s in SERVICES)), "NetworkPolicy"
+    )
+    annotations = hooked[f"{name('quiz')}-migration"]["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert int(annotations["helm.sh/hook-weight"]) < 0
     policy = policies[name("analytics")]["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "analytics"

@@ -83,6 +83,21 @@ app.kubernetes.io/part-of: sukverse
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
+{{/*
+"true" when the migration Job is a pre-install,pre-upgrade hook: once its database's Secret
+exists (an external database's always does; the release's own CloudNativePG cluster's only
+once the cluster exists), else "" (an ordinary Job beside the cluster).
+*/}}
+{{- define "sukverse-service.migrationIsHook" -}}
+{{- $secret := (index (include "sukverse-service.databaseFile" . | fromYamlArray) 0).secretName -}}
+{{- if or .Values.database.existingSecret (lookup "v1" "Secret" .Release.Namespace $secret) -}}true{{- end -}}
+{{- end -}}
+
+{{- define "sukverse-service.migrationHook" -}}
+helm.sh/hook: pre-install,pre-upgrade
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+{{- end -}}
+
 {{- define "sukverse-service.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- .Values.serviceAccount.name | default (include "sukverse-service.fullname" .) -}}
