@@ -120,7 +120,7 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
     yield platform
     if platform.process is not None:
         platform.process.kill()
-        platform.process.wait()
+        platform.process.communicate()  # reaps it and closes its output pipe
 
 
 def test_up_serves_stops_cleanly_on_ctrl_c_and_keeps_data(platform: Platform) -> None:
@@ -403,6 +403,8 @@ def test_the_readmes_first_hour_runs_as_written(platform: Platform, tmp_path: Pa
     assert verified["status"] == "valid" and verified["name"] == "Ada Lovelace"
     assert lines[4] == "Bearer"
     assert (tmp_path / "certificate.pdf").read_bytes().startswith(b"%PDF-")
+    code, _ = platform.interrupt()
+    assert code == 0
 
 
 def test_every_link_of_the_readme_resolves_in_the_repository() -> None:
