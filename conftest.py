@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import shutil
@@ -23,8 +24,9 @@ import asyncpg
 import pytest
 
 from sukverse_common.app import build_bus
+from sukverse_common.events import contracts
 from sukverse_common.events.bus import Bus, each
-from sukverse_common.events.contracts import topic_of
+from sukverse_common.events.contracts import EventData, topic_of
 from sukverse_common.events.envelope import CloudEvent
 from sukverse_common.settings import ServiceSettings
 
@@ -180,6 +182,39 @@ def kube_nodes(request: pytest.FixtureRequest) -> Iterator[Path]:
     hack("kube.sh", "stop", str(directory))
     if request.session.testsfailed == 0:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def kube_nodes_namespace(kube_nodes: Path) -> Iterator[str]:
+    """A namespace of one test's own on the `kube_nodes` control plane, deleted after it."""
+    from benchmarks.cluster import kubectl
+
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    kubectl(kube_nodes, "create", "namespace", name)
+    yield name
+    kubectl(kube_nodes, "delete", "namespace", name, "--wait=false", check=False)
+
+
+def consumed_by(service: str) -> list[str]:
+    """The topics the service's EventConsumer subscribes to, as its code declares them."""
+    try:
+        module = importlib.import_module(f"sukverse_{service}.events")
+    except ModuleNotFoundError:
+        return []
+    consumer = getattr(module, "consumer", None)
+    if consumer is None:
+        return []
+    assert consumer.name == service
+    return list(consumer.topics)
+
+
+def producers() -> set[str]:
+    """The services whose code publishes events: those of the contracts."""
+    return {
+        c.service()
+        for c in vars(contracts).values()
+        if isinstance(c, type) and issubclass(c, EventData) and c is not EventData
+    }
 
 
 TIERS = [

@@ -11,7 +11,6 @@ reading back what the services wrote."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import re
@@ -35,13 +34,13 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from conftest import Server, _short_dir, free_port, hack
+from conftest import Server, _short_dir, consumed_by, free_port, hack, producers
 from sukverse_analytics.settings import AnalyticsSettings
 from sukverse_auth.settings import AuthSettings
 from sukverse_certificate.settings import CertificateSettings
 from sukverse_common.events import kafka as kafka_module
 from sukverse_common.events.bus import Message, dead_letter_topic
-from sukverse_common.events.contracts import EventData, topic_of
+from sukverse_common.events.contracts import topic_of
 from sukverse_common.events.envelope import CloudEvent
 from sukverse_common.events.kafka import KafkaBus
 from sukverse_common.settings import ServiceSettings
@@ -101,30 +100,6 @@ Acl = tuple[str, str, str, str]  # principal, resource type, resource name, oper
 
 def kafka_user(service: str) -> str:
     return f"{RELEASE}-{service.replace('_', '-')}"
-
-
-def consumed_by(service: str) -> list[str]:
-    """The topics the service's EventConsumer subscribes to, as its code declares them."""
-    try:
-        module = importlib.import_module(f"sukverse_{service}.events")
-    except ModuleNotFoundError:
-        return []
-    consumer = getattr(module, "consumer", None)
-    if consumer is None:
-        return []
-    assert consumer.name == service
-    return list(consumer.topics)
-
-
-def producers() -> set[str]:
-    """The services whose code publishes events: those of the contracts."""
-    from sukverse_common.events import contracts
-
-    return {
-        c.service()
-        for c in vars(contracts).values()
-        if isinstance(c, type) and issubclass(c, EventData) and c is not EventData
-    }
 
 
 def probe(subject: str) -> CloudEvent:

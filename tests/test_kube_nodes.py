@@ -7,8 +7,6 @@ from __future__ import annotations
 import functools
 import json
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,11 +25,8 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 
 
 @pytest.fixture
-def namespace(kube_nodes: Path) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    ok(kubectl(kube_nodes, "create", "namespace", name))
-    yield name
-    kubectl(kube_nodes, "delete", "namespace", name, "--wait=false")
+def namespace(kube_nodes_namespace: str) -> str:
+    return kube_nodes_namespace
 
 
 @pytest.mark.parametrize(

@@ -217,30 +217,15 @@ def test_migrations_run_before_the_pods_and_never_wait_on_what_the_release_creat
 
 def test_kafka_acls_allow_exactly_what_each_service_produces_and_consumes(helm: Path) -> None:
     """Held to the code: the contracts' producing services and each event consumer's topics."""
-    import importlib
+    from conftest import consumed_by, producers
+    from sukverse_common.events.contracts import topic_of
 
-    from sukverse_common.events import contracts
-    from sukverse_common.events.contracts import EventData, topic_of
-
-    producers = {
-        c.service()
-        for c in vars(contracts).values()
-        if isinstance(c, type) and issubclass(c, EventData) and c is not EventData
-    }
-    consumed: dict[str, list[str]] = {s: [] for s in SERVICES}
-    for service in SERVICES:
-        try:
-            module = importlib.import_module(f"sukverse_{service}.events")
-        except ModuleNotFoundError:
-            continue
-        consumer = getattr(module, "consumer", None)
-        if consumer is not None:
-            assert consumer.name == service
-            consumed[service] = consumer.topics
+    producing = producers()
+    consumed = {service: consumed_by(service) for service in SERVICES}
     prefix = "t1."
     documents = render(helm, f'{{"global": {{"kafka": {{"topicPrefix": "{prefix}"}}}}}}')
     topics = {t["spec"]["topicName"] for t in kinds(documents, "KafkaTopic").values()}
-    assert topics == {f"{prefix}{topic_of(p)}{s}" for p in producers for s in ("", ".dlq")}
+    assert topics == {f"{prefix}{topic_of(p)}{s}" for p in producing for s in ("", ".dlq")}
     for service in SERVICES:
         user = kinds(documents, "KafkaUser")[name(service)]
         assert user["spec"]["authentication"]["type"] == "scram-sha-512"
@@ -250,7 +235,7 @@ def test_kafka_acls_allow_exactly_what_each_service_produces_and_consumes(helm: 
             for op in acl["operations"]
         }
         expected = set()
-        if service in producers:
+        if service in producing:
             expected |= {("topic", prefix + topic_of(service), op) for op in ("Write", "Describe")}
         for topic in consumed[service]:
             expected |= {("topic", prefix + topic, op) for op in ("Read", "Describe")}

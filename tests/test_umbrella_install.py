@@ -11,8 +11,6 @@ import base64
 import functools
 import json
 import subprocess
-import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,11 +47,8 @@ def run_helm(binary: Path, kubeconfig: Path, *args: str, timeout: float = 600) -
 
 
 @pytest.fixture
-def namespace(kube_nodes: Path) -> Iterator[str]:
-    name = f"s-{uuid.uuid4().hex[:8]}"
-    ok(kubectl(kube_nodes, "create", "namespace", name))
-    yield name
-    kubectl(kube_nodes, "delete", "namespace", name, "--wait=false")
+def namespace(kube_nodes_namespace: str) -> str:
+    return kube_nodes_namespace
 
 
 SCENARIOS = {
