@@ -21,7 +21,9 @@ import kopf
 import structlog
 from kubernetes_asyncio import client
 
+from sukverse_common import tracing
 from sukverse_operator import kube
+from sukverse_operator.metrics import OperatorMetrics
 from sukverse_operator.reconcile import (
     Invitation,
     archive,
@@ -79,11 +81,21 @@ class Runtime:
     api: client.ApiClient
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     full_at: dict[str, float] = field(default_factory=dict)
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
 
     async def reconcile(self, body: kopf.Body, patch: kopf.Patch) -> None:
+        """One full reconcile, as a trace of its own (its calls to the services join it)."""
+        meta = body.get("metadata") or {}
+        with tracing.span(
+            "reconcile SukverseCohort",
+            **{"k8s.namespace.name": meta.get("namespace"), "sukverse.cohort": meta.get("name")},
+        ):
+            await self._reconcile(body, patch)
+
+    async def _reconcile(self, body: kopf.Body, patch: kopf.Patch) -> None:
         cohort = Cohort.from_body(dict(body))
         async with self.lock(cohort.key):
             self.full_at[cohort.key] = time.monotonic()
@@ -93,6 +105,7 @@ class Runtime:
             except RosterError as exc:
                 wanted = desired_status(cohort, None, error=str(exc), reason="RosterInvalid")
                 self._set(body, patch, previous, wanted)
+                self._failed(cohort, wanted, "RosterInvalid")
                 raise kopf.PermanentError(str(exc)) from None
             students = roster(cohort.spec, csv_students)
 
@@ -105,14 +118,19 @@ class Runtime:
                 reason = "ChangeRefused" if isinstance(exc, RefusedError) else "ServiceUnavailable"
                 wanted = desired_status(cohort, None, error=exc.message, reason=reason)
                 self._set(body, patch, previous, wanted)
+                self._failed(cohort, wanted, reason)
                 if isinstance(exc, RefusedError):
                     raise kopf.PermanentError(exc.message) from None
                 raise kopf.TemporaryError(
                     exc.message, delay=self.settings.retry_delay_seconds
                 ) from None
+            except Exception:
+                self.metrics.failed(cohort.key, "Degraded", "Unexpected", self._elapsed(cohort))
+                raise
             wanted = desired_status(cohort, outcome)
             if self._set(body, patch, previous, wanted) and outcome.refusals:
                 kopf.warn(body, reason="ChangeRefused", message="; ".join(outcome.refusals))
+            self.metrics.reconciled(cohort.key, wanted["phase"], self._elapsed(cohort))
             log.info(
                 "reconciled",
                 cohort=cohort.key,
@@ -122,6 +140,12 @@ class Runtime:
             )
             if outcome.pending:
                 raise kopf.TemporaryError("; ".join(outcome.pending), delay=PENDING_RETRY_SECONDS)
+
+    def _elapsed(self, cohort: Cohort) -> float:
+        return time.monotonic() - self.full_at[cohort.key]
+
+    def _failed(self, cohort: Cohort, wanted: dict[str, Any], reason: str) -> None:
+        self.metrics.failed(cohort.key, wanted["phase"], reason, self._elapsed(cohort))
 
     def _set(
         self, body: kopf.Body, patch: kopf.Patch, previous: dict[str, Any], wanted: dict[str, Any]
@@ -174,6 +198,7 @@ class Runtime:
                 ) from None
         self.locks.pop(cohort.key, None)
         self.full_at.pop(cohort.key, None)
+        self.metrics.forget(cohort.key)
 
     async def roster_changed(self, body: kopf.Body, cohorts: list[tuple[str, str, str]]) -> None:
         """Record the roster's digest on each cohort reading it (`(name, key, digest)`)."""

@@ -16,12 +16,17 @@ from sukverse_operator.settings import OperatorSettings
 
 
 async def operator(
-    settings: OperatorSettings, *, namespaces: Sequence[str], liveness: str | None
+    settings: OperatorSettings,
+    *,
+    namespaces: Sequence[str],
+    liveness: str | None,
+    metrics: str | None = None,
 ) -> None:
     """Run the operator until stopped: every namespace, or only those given.
 
     Replicas elect one of them through Kopf's peering: each starts with a random priority,
     the highest works and the others wait, taking over when its keep-alive lapses.
+    `metrics` is HOST:PORT to serve Prometheus' `/metrics` on.
 
     Kopf and the Kubernetes client (seconds to import) load here only, not for the
     commands that run without a cluster."""
@@ -29,11 +34,16 @@ async def operator(
 
     from sukverse_operator import kube
     from sukverse_operator.handlers import PEERING, Runtime, registry
+    from sukverse_operator.metrics import serve
 
     api = await kube.api_client()
     try:
-        async with client_session(settings) as session:
+        async with contextlib.AsyncExitStack() as stack:
+            session = await stack.enter_async_context(client_session(settings))
             runtime = Runtime(settings, Services(settings, session), api)
+            if metrics is not None:
+                host, _, port = metrics.rpartition(":")
+                await stack.enter_async_context(serve(runtime.metrics, host, int(port)))
             await kopf.operator(
                 registry=registry(runtime),
                 clusterwide=not namespaces,

@@ -26,6 +26,9 @@ from sukverse_analytics.service import AnalyticsService
 from sukverse_analytics.store import StudentRow
 
 
+RANGES = tuple(f"{10 * tenth}-{10 * tenth + 10}" for tenth in range(10))
+
+
 @dataclass(frozen=True)
 class WorkshopGauges:
     enrolled: int
@@ -33,6 +36,7 @@ class WorkshopGauges:
     average_quiz_score: float
     at_risk: int
     certificates_issued: int
+    completion_students: tuple[int, ...]  # students per tenth of completion, 0-10 .. 90-100
 
 
 @dataclass
@@ -60,6 +64,7 @@ async def read_snapshot(service: AnalyticsService) -> Snapshot:
             average_quiz_score=from_milli(row.grade_sum_milli / grades) if grades else 0.0,
             at_risk=cohort.at_risk,
             certificates_issued=row.certificates,
+            completion_students=tuple(row.histogram),
         )
     return snapshot
 
@@ -107,10 +112,18 @@ class WorkshopCollector(Collector):
                 labels=["workshop_id"],
             ),
         }
+        histogram = GaugeMetricFamily(
+            "sukverse_workshop_completion_students",
+            "Enrolled students of a workshop whose completion falls in a range of percent.",
+            labels=["workshop_id", "range"],
+        )
         for workshop_id, gauges in sorted(self.snapshot.workshops.items()):
             for name, family in families.items():
                 family.add_metric([str(workshop_id)], float(getattr(gauges, name)))
+            for tenth, students in enumerate(gauges.completion_students):
+                histogram.add_metric([str(workshop_id), RANGES[tenth]], float(students))
         yield from families.values()
+        yield histogram
 
 
 def scrape_middleware(

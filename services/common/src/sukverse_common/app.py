@@ -82,7 +82,8 @@ async def service_middleware(request: web.Request, handler: Handler) -> web.Stre
     metrics = request.app[METRICS]
     route = _route_template(request)
     started = time.perf_counter()
-    metrics.in_flight.inc()
+    in_flight = metrics.in_flight_of(request.method, route)
+    in_flight.inc()
     bound = logs.request_id.set(request_id)
     response: web.StreamResponse | None = None
     try:
@@ -97,7 +98,7 @@ async def service_middleware(request: web.Request, handler: Handler) -> web.Stre
         return response
     finally:
         elapsed = time.perf_counter() - started
-        metrics.in_flight.dec()
+        in_flight.dec()
         status = response.status if response is not None else 500
         metrics.observe_request(request.method, route, status, elapsed)
         log.info(
@@ -146,7 +147,9 @@ async def readyz(request: web.Request) -> web.Response:
         "database": await request.app[DATABASE].ping(),
         "bus": await request.app[BUS].ready(),
     }
-    if all(checks.values()):
+    ready = all(checks.values())
+    request.app[METRICS].ready.set(1 if ready else 0)
+    if ready:
         return web.json_response({"status": "ready", "checks": checks})
     failing = ", ".join(name for name, ok in checks.items() if not ok)
     response = problem_response(
@@ -184,8 +187,10 @@ def create_service_app(
     app = web.Application(middlewares=[service_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = Metrics(settings.service_name)
-    app[OUTBOX] = Outbox(messaging.outbox)
     app[BUS] = bus if bus is not None else build_bus(settings)
+    if isinstance(built := app[BUS], KafkaBus):
+        built.metrics = app[METRICS]
+    app[OUTBOX] = Outbox(messaging.outbox, system=app[BUS].system)
     app[VERIFIER] = verifier or TokenVerifier(
         load_keys=jwks_loader(f"{settings.auth_url.rstrip('/')}/.well-known/jwks.json"),
         issuer=settings.token_issuer,

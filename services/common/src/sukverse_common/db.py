@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.ext.asyncio
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -40,10 +41,9 @@ from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
-    create_async_engine,
 )
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolResetState, QueuePool
 from sqlalchemy.types import TypeDecorator
 
 from sukverse_common.metrics import Metrics
@@ -377,13 +377,37 @@ def async_driver_url(url: str) -> str:
     return url
 
 
+def _create_async_engine(url: str, **options: Any) -> AsyncEngine:
+    """SQLAlchemy's, looked up when called: with tracing on, the SQLAlchemy instrumentation
+    has wrapped it to trace the engines it makes."""
+    return sqlalchemy.ext.asyncio.create_async_engine(url, **options)
+
+
+def _measured_pool(metrics: Metrics) -> type[AsyncAdaptedQueuePool]:
+    """The asyncio queue pool, timing each checkout that found no connection free and no
+    room to open one (it waits for a check-in, up to the pool timeout)."""
+    wait = metrics.db_pool_wait
+
+    class MeasuredPool(AsyncAdaptedQueuePool):
+        def _do_get(self) -> ConnectionPoolEntry:
+            if self.checkedin() or self.overflow() < self._max_overflow:
+                return super()._do_get()
+            started = time.perf_counter()
+            try:
+                return super()._do_get()
+            finally:
+                wait.observe(time.perf_counter() - started)
+
+    return MeasuredPool
+
+
 def create_engine(url: str, *, pool_size: int = 10, metrics: Metrics | None = None) -> AsyncEngine:
     url = async_driver_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(
+        engine = _create_async_engine(
             url,
             connect_args={"timeout": 30},
             hide_parameters=True,
@@ -393,17 +417,21 @@ def create_engine(url: str, *, pool_size: int = 10, metrics: Metrics | None = No
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "reset", _rollback_if_open)
     else:
-        engine = create_async_engine(
+        engine = _create_async_engine(
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_timeout=10,
             hide_parameters=True,  # SQL parameters hold hashes and personal data
+            **({} if metrics is None else {"poolclass": _measured_pool(metrics)}),
         )
         event.listen(engine.sync_engine, "connect", _mark_idle)
         event.listen(engine.sync_engine, "checkin", _mark_idle)
         event.listen(engine.sync_engine, "checkout", _ping_if_idle)
     if metrics is not None:
+        pool: Any = engine.pool
+        if isinstance(pool, QueuePool):
+            metrics.db_pool_size.set(pool.size() + pool._max_overflow)
         gauge = metrics.db_pool_checked_out
         event.listen(engine.sync_engine, "checkout", lambda *_: gauge.inc())
         event.listen(engine.sync_engine, "checkin", lambda *_: gauge.dec())

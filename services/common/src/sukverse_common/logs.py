@@ -11,6 +11,8 @@ from typing import Any
 import structlog
 from aiohttp.http_exceptions import HttpProcessingError
 
+from sukverse_common import tracing
+
 SECRET_KEYS = frozenset(
     {
         "password",
@@ -37,6 +39,17 @@ def add_request_id(
     current = request_id.get()
     if current is not None:
         event.setdefault("request_id", current)
+    return event
+
+
+def add_trace_ids(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Stamp a line logged inside a traced span with its trace and span ids."""
+    ids = tracing.current_ids()
+    if ids is not None:
+        event.setdefault("trace_id", ids[0])
+        event.setdefault("span_id", ids[1])
     return event
 
 
@@ -95,6 +108,7 @@ def configure_logging(level: str = "INFO") -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         add_request_id,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_secrets,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import os
 import signal
 import sys
@@ -18,7 +19,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from sukverse_auth.settings import AuthSettings
-from sukverse_common import db, machine_clients
+from sukverse_common import db, machine_clients, tracing
 from sukverse_common.app import freeze_startup_objects
 from sukverse_common.events.bus import InMemoryBus
 from sukverse_common.logs import configure_logging
@@ -27,6 +28,7 @@ from sukverse_platform.registry import DEFAULT_PORT_BASE, SERVICES, ServiceSpec
 from sukverse_user_mgmt.settings import UserMgmtSettings
 
 log = structlog.get_logger("sukverse")
+VERSION = importlib.metadata.version("sukverse")
 
 
 def _settings(spec: ServiceSpec, **overrides: Any) -> ServiceSettings:
@@ -124,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     operator.add_argument(
         "--liveness", help="serve Kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz"
     )
+    operator.add_argument("--metrics", help="serve /metrics on HOST:PORT, e.g. 0.0.0.0:8081")
     for verb, text in (("apply", "apply cohorts from files"), ("delete", "delete cohorts")):
         files = commands.add_parser(verb, help=f"{text} without Kubernetes (the platform's APIs)")
         files.add_argument(
@@ -139,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "up":
             configure_logging(_settings(SERVICES["auth"]).log_level)
+            tracing.configure("sukverse", VERSION)
             overrides = {"mode": "embedded", "data_dir": args.data_dir}
             asyncio.run(
                 _serve(
@@ -151,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "serve":
             spec = SERVICES[args.service]
             configure_logging(_settings(spec).log_level)
+            tracing.configure(spec.name, VERSION)
             asyncio.run(_serve([spec], {}, port=args.port))
         else:
             spec = SERVICES[args.service]
@@ -164,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cause = f": {exc.__cause__}" if exc.__cause__ else ""
         print(f"sukverse: {exc}{cause}", file=sys.stderr)
         return 1
+    finally:
+        tracing.shutdown()
     return 0
 
 
@@ -182,7 +189,18 @@ def _cohorts(args: argparse.Namespace) -> int:
         quiet = args.command != "operator" and "SUKVERSE_LOG_LEVEL" not in os.environ
         configure_logging("WARNING" if quiet else settings.log_level)
         if args.command == "operator":
-            asyncio.run(run.operator(settings, namespaces=args.namespace, liveness=args.liveness))
+            tracing.configure("operator", VERSION)
+            try:
+                asyncio.run(
+                    run.operator(
+                        settings,
+                        namespaces=args.namespace,
+                        liveness=args.liveness,
+                        metrics=args.metrics,
+                    )
+                )
+            finally:
+                tracing.shutdown()
             return 0
         if args.command == "get":
             print(asyncio.run(run.get(settings)))

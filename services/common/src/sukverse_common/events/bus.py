@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from sukverse_common.events.envelope import CloudEvent
@@ -26,19 +26,21 @@ def each(handler: Callable[[CloudEvent], Awaitable[None]]) -> Handler:
 class Message:
     """One event to publish on `topic`, keyed by `key` (its aggregate id)."""
 
-    __slots__ = ("_event", "_json", "key", "topic")
+    __slots__ = ("_event", "_json", "key", "topic", "trace")
 
     def __init__(self, topic: str, key: str, event: CloudEvent) -> None:
         self.topic, self.key = topic, key
         self._event: CloudEvent | None = event
         self._json: bytes | None = None
+        # The trace context to send it with (W3C `traceparent`, `tracestate`), as headers.
+        self.trace: Mapping[str, str] | None = None
 
     @classmethod
     def from_json(cls, topic: str, key: str, raw: str | bytes) -> Message:
         """A message from its serialised event, parsed only if something reads `event`:
         the Kafka bus sends the JSON as it is."""
         message = cls.__new__(cls)
-        message.topic, message.key, message._event = topic, key, None
+        message.topic, message.key, message._event, message.trace = topic, key, None, None
         message._json = raw.encode() if isinstance(raw, str) else raw
         return message
 
@@ -64,6 +66,9 @@ class Bus(Protocol):
     """Publishes in order per key and delivers at least once to every subscribed group,
     in batches that keep the order of each key."""
 
+    system: str
+    """The messaging system, as trace spans name it (`kafka`, `in_process`)."""
+
     async def start(self) -> None:
         """Begin delivering; subscriptions made before this see every event."""
 
@@ -83,6 +88,8 @@ class InMemoryBus:
     Durability comes from the outbox: a message leaves the outbox only once every handler
     has returned, and each handler records what it handled in its inbox.
     """
+
+    system = "in_process"
 
     def __init__(self) -> None:
         self._handlers: dict[str, dict[str, Handler]] = defaultdict(dict)

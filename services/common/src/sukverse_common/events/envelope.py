@@ -42,12 +42,15 @@ class CloudEvent(BaseModel):
         subject: str,
         time: datetime | None = None,
         id: uuid.UUID | None = None,  # the CloudEvents attribute
+        trace: dict[str, str] | None = None,
     ) -> CloudEvent:
         """The envelope of a contract's data, serialized at once, as it is made to be sent;
         the data was validated by its contract.
 
         `time` is when it happened (UTC, now by default): one outbox write's events share it.
-        `id` is a new one by default (`new_ids` makes many at once)."""
+        `id` is a new one by default (`new_ids` makes many at once). `trace` is the context
+        of the trace it happened in: the extension attributes `traceparent` and `tracestate`
+        of CloudEvents' distributed-tracing extension."""
         # What model_construct does, without inspecting every field on each call: every
         # value is given, and valid by construction.
         event = cls.__new__(cls)
@@ -66,7 +69,7 @@ class CloudEvent(BaseModel):
             },
         )
         object.__setattr__(event, "__pydantic_fields_set__", set(_FIELDS))
-        object.__setattr__(event, "__pydantic_extra__", {})
+        object.__setattr__(event, "__pydantic_extra__", {} if trace is None else dict(trace))
         object.__setattr__(event, "__pydantic_private__", None)
         object.__setattr__(event, "_raw", cls.__pydantic_serializer__.to_json(event))
         return event

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
@@ -16,6 +17,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sukverse_common import tracing
 from sukverse_common.db import BulkInsert, Database
 from sukverse_common.events.bus import Bus, Message, dead_letter_topic
 from sukverse_common.events.contracts import EventData, topic_of
@@ -116,6 +118,7 @@ class InboxDispatcher:
         self._rows = BulkInsert(inbox, ["consumer", "event_id", "event_type", "handled_at"])
 
     def subscribe(self) -> None:
+        self.metrics.consumer(self.consumer.name)
         self.bus.subscribe(self.consumer.name, self.consumer.topics, self.handle)
 
     def _outcome(self, outcome: str, count: int = 1) -> None:
@@ -200,11 +203,26 @@ class InboxDispatcher:
                     outcomes.append("duplicate")
             if self.consumer.prepare is not None and fresh:
                 await self.consumer.prepare(session, [item.data for item in fresh])
+            traced = tracing.enabled()
             for item in fresh:
-                await item.handler(
-                    EventContext(session=session, event=item.event, outbox=self.outbox), item.data
-                )
+                context = EventContext(session=session, event=item.event, outbox=self.outbox)
+                if not traced:
+                    await item.handler(context, item.data)
+                    continue
+                with self._processing(item.event):
+                    await item.handler(context, item.data)
         return outcomes
+
+    def _processing(self, event: CloudEvent) -> AbstractContextManager[object]:
+        """The `process` span of one event's handling, in the trace the event carries."""
+        return tracing.processing(
+            event.__pydantic_extra__,
+            topic=topic_of(event.type.split(".")[2]),
+            consumer=self.consumer.name,
+            event_id=str(event.id),
+            event_type=event.type,
+            system=self.bus.system,
+        )
 
     async def _record(self, session: AsyncSession, work: Sequence[_Work]) -> set[uuid.UUID]:
         """Record the batch's events in the inbox; the ids recorded now and not before.

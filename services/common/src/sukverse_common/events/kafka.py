@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from sukverse_common.events.bus import Handler, Message, dead_letter_topic
 from sukverse_common.events.contracts import topic_of
 from sukverse_common.events.envelope import CloudEvent
+from sukverse_common.metrics import Metrics
 from sukverse_common.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -87,6 +88,8 @@ class KafkaBus:
     `connection` holds the aiokafka options every client gets (see `connection_options`).
     """
 
+    system = "kafka"
+
     def __init__(
         self,
         *,
@@ -112,6 +115,7 @@ class KafkaBus:
         self.publish_timeout = publish_timeout
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        self.metrics: Metrics | None = None  # the service's, for consumer lag
         self._declared = list(topics)
         self._groups: dict[str, dict[str, Handler]] = {}
         self._created: set[str] = set()
@@ -195,7 +199,14 @@ class KafkaBus:
         """
         await self._produce(
             [
-                _Record(self.topic(m.topic), m.key.encode(), m.to_bytes(), [CONTENT_TYPE])
+                _Record(
+                    self.topic(m.topic),
+                    m.key.encode(),
+                    m.to_bytes(),
+                    [CONTENT_TYPE]
+                    if m.trace is None
+                    else [CONTENT_TYPE, *((k, v.encode()) for k, v in m.trace.items())],
+                )
                 for m in messages
             ]
         )
@@ -397,8 +408,10 @@ class _GroupConsumer:
                     timeout_ms=FETCH_TIMEOUT_MS, max_records=MAX_RECORDS
                 )
                 if not batches:
+                    await self._observe_idle_lag(consumer)
                     continue
                 offsets, failed = await self._handle(consumer, batches)
+                self._observe_lag(consumer, offsets)
                 # Shielded: a stop while waiting here leaves the commit running, for the
                 # grace period below, instead of cancelling it with the wait.
                 if committing is not None:
@@ -465,6 +478,28 @@ class _GroupConsumer:
         if not failed:
             self.handler_failures = 0
         return offsets, failed
+
+    def _observe_lag(self, consumer: Any, positions: Mapping[TopicPartition, int]) -> None:
+        """The group's lag on each partition given: its end offset less the position."""
+        metrics = self.bus.metrics
+        if metrics is None:
+            return
+        for partition, position in positions.items():
+            end = consumer.highwater(partition)
+            if end is not None:
+                metrics.consumer_lag.labels(
+                    metrics.service, self.group, partition.topic, str(partition.partition)
+                ).set(max(0, end - position))
+
+    async def _observe_idle_lag(self, consumer: Any) -> None:
+        """A fetch that brought nothing: the lag of every assigned partition, at its position."""
+        if self.bus.metrics is None:
+            return
+        positions = {}
+        for partition in consumer.assignment():
+            with contextlib.suppress(KafkaError, AssertionError):
+                positions[partition] = await consumer.position(partition)
+        self._observe_lag(consumer, positions)
 
     async def _commit(self, consumer: Any, offsets: dict[TopicPartition, int]) -> None:
         assigned = consumer.assignment()

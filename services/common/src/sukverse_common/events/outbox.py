@@ -36,6 +36,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 
+from sukverse_common import tracing
 from sukverse_common.db import BulkInsert, Database, UtcDateTime, after_commit
 from sukverse_common.events.bus import Bus, Message
 from sukverse_common.events.contracts import EventData
@@ -111,8 +112,9 @@ OUTBOX_COLUMNS = (
 class Outbox:
     """Adds events to the caller's transaction and wakes the relay once it commits."""
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, *, system: str = "in_process") -> None:
         self.table = table
+        self.system = system  # the bus's messaging system, for the `create` spans
         self.committed = asyncio.Event()
         self._insert = BulkInsert(table, OUTBOX_COLUMNS)
 
@@ -125,28 +127,31 @@ class Outbox:
     ) -> list[CloudEvent]:
         """Add events, each with its subject (the aggregate id), in one statement; they
         happen together, at one time."""
+        if not events:
+            return []
         now = datetime.now(UTC)
-        envelopes = [
-            CloudEvent.wrap(data, subject=subject, time=now, id=event_id)
-            for (data, subject), event_id in zip(events, new_ids(len(events)), strict=True)
-        ]
-        if not envelopes:
-            return envelopes
-        rows = []
-        for envelope, (data, _) in zip(envelopes, events, strict=True):
-            kind = type(data)
-            rows.append(
-                (
-                    envelope.id,
-                    kind.topic(),  # cached per contract
-                    kind.aggregate_type,
-                    envelope.subject,
-                    envelope.type,
-                    envelope.to_bytes().decode(),
-                    envelope.time,
+        with tracing.creating(
+            type(events[0][0]).topic(), count=len(events), system=self.system
+        ) as trace:
+            envelopes = [
+                CloudEvent.wrap(data, subject=subject, time=now, id=event_id, trace=trace)
+                for (data, subject), event_id in zip(events, new_ids(len(events)), strict=True)
+            ]
+            rows = []
+            for envelope, (data, _) in zip(envelopes, events, strict=True):
+                kind = type(data)
+                rows.append(
+                    (
+                        envelope.id,
+                        kind.topic(),  # cached per contract
+                        kind.aggregate_type,
+                        envelope.subject,
+                        envelope.type,
+                        envelope.to_bytes().decode(),
+                        envelope.time,
+                    )
                 )
-            )
-        await self._insert.execute(session, rows)
+            await self._insert.execute(session, rows)
         after_commit(session, self.committed.set)
         return envelopes
 
@@ -217,7 +222,10 @@ class OutboxRelay:
                 messages = [
                     Message.from_json(topic, key, payload) for _, topic, key, payload in rows
                 ]
-                await self.bus.publish(messages)
+                if tracing.enabled():
+                    await self._publish_traced(messages, [row[3] for row in rows])
+                else:
+                    await self.bus.publish(messages)
                 if self.database.dialect == "sqlite":
                     await session.execute(
                         update(table)
@@ -234,6 +242,15 @@ class OutboxRelay:
             self._observed_at = loop.time()
             await self._observe_backlog()
         return published
+
+    async def _publish_traced(self, messages: list[Message], payloads: list[str]) -> None:
+        """Publish with a `send` span in the trace of each event's request, each message
+        carrying its span's context."""
+        contexts = [tracing.carried(payload) for payload in payloads]
+        with tracing.sending(messages[0].topic, contexts, system=self.bus.system) as sent:
+            for message, context in zip(messages, sent, strict=True):
+                message.trace = context
+            await self.bus.publish(messages)
 
     async def _claim(self, session: AsyncSession) -> Sequence[Row[int, str, str, str]]:
         """The next batch of unpublished rows in id order, locked until the transaction
