@@ -43,6 +43,7 @@ infra: ## install the real servers the tests run against (see hack/README.md)
 	bash hack/kube.sh install
 	bash hack/crds.sh install
 	bash hack/prometheus.sh install
+	bash hack/jaeger.sh install
 	bash hack/image.sh install
 	bash hack/kind.sh install
 

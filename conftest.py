@@ -144,6 +144,27 @@ def prometheus(request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]
             shutil.rmtree(directory, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class Jaeger:
+    """A running Jaeger v2 (hack/jaeger.sh): traces go in over OTLP, come out of its query API."""
+
+    otlp_endpoint: str  # the OTLP/HTTP base URL, as OTEL_EXPORTER_OTLP_ENDPOINT takes it
+    query_url: str  # its query API (/api/services, /api/traces/ID, /api/v3/...)
+    directory: Path  # its config.yaml, jaeger.log and jaeger.pid
+
+
+@pytest.fixture(scope="session")
+def jaeger(request: pytest.FixtureRequest) -> Iterator[Jaeger]:
+    """A real Jaeger v2 for the whole run, keeping traces in memory (hack/jaeger.sh)."""
+    hack("jaeger.sh", "install")
+    directory = _short_dir("jaeger")
+    otlp_endpoint, query_url = hack("jaeger.sh", "start", str(directory)).split()
+    yield Jaeger(otlp_endpoint, query_url, directory)
+    hack("jaeger.sh", "stop", str(directory))
+    if request.session.testsfailed == 0:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def helm() -> Path:
     """The helm that hack/kube.sh builds into the cache."""

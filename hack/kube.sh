@@ -15,18 +15,6 @@
 BIN=$CACHE/bin
 export PATH=$PATH:/usr/local/go/bin CGO_ENABLED=0 GOFLAGS=-mod=mod
 
-# go_build SRCDIR GOMOD LDFLAGS OUT PACKAGE...: build PACKAGEs to OUT (a file,
-# or $BIN/ for several) from a throw-away module in SRCDIR whose go.mod is GOMOD.
-go_build() {
-  local src=$1 gomod=$2 ldflags=$3 out=$4
-  shift 4
-  mkdir -p "$src" "$BIN"
-  [[ -f $src/go.mod ]] || printf '%s\n' "$gomod" >"$src/go.mod"
-  log "go build $* (in $src; takes minutes on a cold cache)"
-  (cd "$src" && nice -n 19 go build -trimpath -ldflags "-s -w $ldflags" -o "$out" "$@") \
-    || die "go build $* failed"
-}
-
 # The k8s.io/kubernetes module requires its staging modules at v0.0.0 and maps
 # them to ./staging with replace directives, which only apply inside its own
 # repository: map each of them to its published release instead.

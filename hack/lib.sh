@@ -92,6 +92,19 @@ _apt_install() (
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"
 )
 
+# go_build SRCDIR GOMOD LDFLAGS OUT PACKAGE...: build PACKAGEs (stripped, with LDFLAGS)
+# to OUT (a file, or $CACHE/bin/ for several) from a throw-away module in SRCDIR whose
+# go.mod is GOMOD, written once. Go itself is the caller's: PATH, CGO_ENABLED, GOFLAGS.
+go_build() {
+  local src=$1 gomod=$2 ldflags=$3 out=$4
+  shift 4
+  mkdir -p "$src" "$CACHE/bin"
+  [[ -f $src/go.mod ]] || printf '%s\n' "$gomod" >"$src/go.mod"
+  log "go build $* (in $src; takes minutes on a cold cache)"
+  (cd "$src" && nice -n 19 go build -trimpath -ldflags "-s -w $ldflags" -o "$out" "$@") \
+    || die "go build $* failed"
+}
+
 # installed NAME VERSION: true when NAME was installed at VERSION (see mark_installed).
 installed() { [[ -f $CACHE/stamps/$1 && $(cat "$CACHE/stamps/$1") == "$2" ]]; }
 mark_installed() { mkdir -p "$CACHE/stamps" && echo "$2" >"$CACHE/stamps/$1"; }
