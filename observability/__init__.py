@@ -1,0 +1,1 @@
+"""The platform's observability: Grafana dashboards, Prometheus alerts and their pictures."""
