@@ -362,7 +362,10 @@ def test_service_monitors_when_asked(helm: Path) -> None:
     )
     (monitor,) = kinds(documents, "ServiceMonitor").values()
     assert monitor["metadata"]["labels"]["release"] == "kps"
-    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    # honorLabels keeps the service's own `service` label, which dashboards and alerts use.
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "http", "path": "/metrics", "interval": "30s", "honorLabels": True}
+    ]
     assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == "quiz"
 
 

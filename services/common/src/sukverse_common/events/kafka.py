@@ -364,6 +364,7 @@ class _GroupConsumer:
         self.handlers = handlers
         self.broker_failures = 0
         self.handler_failures = 0
+        self.lagging: set[TopicPartition] = set()  # the partitions whose lag is reported
 
     async def run(self) -> NoReturn:
         """Consume until cancelled; on any error, close, back off and connect again."""
@@ -480,16 +481,27 @@ class _GroupConsumer:
         return offsets, failed
 
     def _observe_lag(self, consumer: Any, positions: Mapping[TopicPartition, int]) -> None:
-        """The group's lag on each partition given: its end offset less the position."""
+        """The group's lag on each partition given: its end offset less the position. A
+        partition no longer assigned here (the group rebalanced) loses its series, which
+        the member that holds it now reports."""
         metrics = self.bus.metrics
         if metrics is None:
             return
+        assigned = consumer.assignment()
+        for partition in self.lagging - assigned:
+            with contextlib.suppress(KeyError):
+                metrics.consumer_lag.remove(*self._lag_labels(metrics, partition))
+        self.lagging &= assigned
         for partition, position in positions.items():
             end = consumer.highwater(partition)
-            if end is not None:
-                metrics.consumer_lag.labels(
-                    metrics.service, self.group, partition.topic, str(partition.partition)
-                ).set(max(0, end - position))
+            if end is not None and partition in assigned:
+                metrics.consumer_lag.labels(*self._lag_labels(metrics, partition)).set(
+                    max(0, end - position)
+                )
+                self.lagging.add(partition)
+
+    def _lag_labels(self, metrics: Metrics, partition: TopicPartition) -> tuple[str, ...]:
+        return (metrics.service, self.group, partition.topic, str(partition.partition))
 
     async def _observe_idle_lag(self, consumer: Any) -> None:
         """A fetch that brought nothing: the lag of every assigned partition, at its position."""

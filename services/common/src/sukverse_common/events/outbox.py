@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import zlib
 from collections import Counter
@@ -197,6 +198,9 @@ class OutboxRelay:
             except Exception:
                 failures += 1
                 log.exception("outbox relay failed; retrying", attempt=failures)
+                # The backlog and its age are what an outage shows: keep them current.
+                with contextlib.suppress(Exception):
+                    await self._observe_backlog()
                 await asyncio.sleep(min(30.0, 0.5 * 2**failures))
                 continue
             try:
