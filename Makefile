@@ -28,7 +28,7 @@ run: sync ## start every service in one process (embedded mode, SQLite, in-proce
 lint: sync ## ruff (lint and format check), mypy, the import contracts, hadolint, shellcheck
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy services/*/src operator/src benchmarks
+	$(RUN) mypy services/*/src operator/src benchmarks observability
 	$(RUN) lint-imports
 	$(RUN) hadolint Dockerfile
 	$(RUN) shellcheck --external-sources hack/*.sh .ci/run
