@@ -25,7 +25,6 @@ from sukverse_analytics.domain import from_milli
 from sukverse_analytics.service import AnalyticsService
 from sukverse_analytics.store import StudentRow
 
-
 RANGES = tuple(f"{10 * tenth}-{10 * tenth + 10}" for tenth in range(10))
 
 
