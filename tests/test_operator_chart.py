@@ -79,7 +79,11 @@ def test_by_default_it_watches_every_namespace_with_least_privilege(helm: Path) 
     assert spec["replicas"] == 2
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["args"] == ["operator", "--liveness=http://0.0.0.0:8080/healthz"]
+    assert container["args"] == [
+        "operator",
+        "--liveness=http://0.0.0.0:8080/healthz",
+        "--metrics=0.0.0.0:8081",
+    ]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["SUKVERSE_OPERATOR_CLIENT_SECRET_FILE"] == (
         "/var/run/secrets/sukverse/operator/client-secret"

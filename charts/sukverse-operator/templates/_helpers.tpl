@@ -108,3 +108,44 @@ are granted cluster-wide (a ClusterRole) or in each watched namespace (a Role).
   resources: [namespaces]
   verbs: [list, watch]
 {{- end }}
+
+{{/*
+The OpenTelemetry variables of global.tracing (the umbrella's, or this chart's own `global`):
+none while its otlpEndpoint is empty, else the endpoint, the sampler (its argument for the
+ratio samplers alone), the resource attributes (`k8s.*` first, the listed ones over them,
+each value percent-encoded where OTEL_RESOURCE_ATTRIBUTES would misread it) and the headers
+from their Secret. As the service chart renders them; the service's name is the code's own.
+*/}}
+{{- define "sukverse-operator.tracingEnv" -}}
+{{- $tracing := dig "tracing" dict (.Values.global | default dict) -}}
+{{- with $tracing.otlpEndpoint }}
+{{- $sampler := $tracing.sampler | default "parentbased_traceidratio" }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ $sampler | quote }}
+{{- if hasSuffix "traceidratio" $sampler }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ ternary $tracing.samplerArg "0.1" (hasKey $tracing "samplerArg") | toString | quote }}
+{{- end }}
+{{- $attributes := dict "k8s.namespace.name" $.Release.Namespace "k8s.deployment.name" (include "sukverse-operator.fullname" $) }}
+{{- $attributes = merge (deepCopy ($tracing.resourceAttributes | default dict)) $attributes }}
+{{- $pairs := list }}
+{{- range $key := keys $attributes | sortAlpha }}
+{{- $value := index $attributes $key | toString | replace "%" "%25" | replace "," "%2C" | replace "=" "%3D" }}
+{{- $pairs = append $pairs (printf "%s=%s" $key $value) }}
+{{- end }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $pairs | quote }}
+{{- with $tracing.headersSecret }}
+{{- if .name }}
+# The OTLP exporter's headers (an API key), from their Secret.
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .key | default "headers" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -129,7 +129,8 @@ helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 
 {{/*
 The service's settings (not secret): SUKVERSE_* variables, rendered into the ConfigMap and,
-for the migration hook (which runs before the ConfigMap exists), into its pod.
+for the migration hook (which runs before the ConfigMap exists), into its pod; and the
+OTEL_* variables of global.tracing, for the service's pods alone.
 */}}
 {{- define "sukverse-service.settings" -}}
 {{- $ctx := dict "root" . "service" (include "sukverse-service.service" .) -}}
@@ -168,7 +169,59 @@ for the migration hook (which runs before the ConfigMap exists), into its pod.
 {{- range $key, $value := .Values.settings -}}
 {{- $_ := set $settings (printf "SUKVERSE_%s" (upper $key)) (tpl (toString $value) $) -}}
 {{- end -}}
+{{- $settings = merge $settings (include "sukverse-service.tracing" . | fromYaml) -}}
 {{- toYaml $settings -}}
+{{- end -}}
+
+{{/*
+The OpenTelemetry variables of global.tracing: {} while its otlpEndpoint is empty, else the
+endpoint, the sampler (its argument for the ratio samplers alone) and the resource
+attributes, `k8s.*` first and the listed ones over them, each value percent-encoded where
+OTEL_RESOURCE_ATTRIBUTES would misread it. The service's name is the code's own. The
+headers, a secret, are never here: see tracingHeaders. The operator chart renders the same.
+*/}}
+{{- define "sukverse-service.tracing" -}}
+{{- $tracing := .Values.global.tracing | default dict -}}
+{{- $variables := dict -}}
+{{- with $tracing.otlpEndpoint -}}
+{{- $sampler := $tracing.sampler | default "parentbased_traceidratio" -}}
+{{- $_ := set $variables "OTEL_EXPORTER_OTLP_ENDPOINT" . -}}
+{{- $_ := set $variables "OTEL_TRACES_SAMPLER" $sampler -}}
+{{- if hasSuffix "traceidratio" $sampler -}}
+{{- $_ := set $variables "OTEL_TRACES_SAMPLER_ARG" (ternary $tracing.samplerArg "0.1" (hasKey $tracing "samplerArg") | toString) -}}
+{{- end -}}
+{{- $attributes := dict "k8s.namespace.name" $.Release.Namespace "k8s.deployment.name" (include "sukverse-service.fullname" $) -}}
+{{- $attributes = merge (deepCopy ($tracing.resourceAttributes | default dict)) $attributes -}}
+{{- $pairs := list -}}
+{{- range $key := keys $attributes | sortAlpha -}}
+{{- $value := index $attributes $key | toString | replace "%" "%25" | replace "," "%2C" | replace "=" "%3D" -}}
+{{- $pairs = append $pairs (printf "%s=%s" $key $value) -}}
+{{- end -}}
+{{- $_ := set $variables "OTEL_RESOURCE_ATTRIBUTES" (join "," $pairs) -}}
+{{- end -}}
+{{- toYaml $variables -}}
+{{- end -}}
+
+{{/* The container's OTEL_EXPORTER_OTLP_HEADERS, from global.tracing.headersSecret; empty when off. */}}
+{{- define "sukverse-service.tracingHeaders" -}}
+{{- $tracing := .Values.global.tracing | default dict -}}
+{{- $secret := $tracing.headersSecret | default dict -}}
+{{- if and $tracing.otlpEndpoint $secret.name }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret.name }}
+      key: {{ $secret.key | default "headers" }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The collector's port, as the endpoint names it or its scheme implies (80, 443): what the
+network policy lets the pods reach.
+*/}}
+{{- define "sukverse-service.collectorPort" -}}
+{{- $url := urlParse . -}}
+{{- regexFind ":[0-9]+$" $url.host | trimPrefix ":" | default (ternary "443" "80" (eq $url.scheme "https")) -}}
 {{- end -}}
 
 {{/* The database URI's file: [] or [{secretName, key, env}]; the migration Job's only secret. */}}
