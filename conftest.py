@@ -122,6 +122,16 @@ def kafka_server(request: pytest.FixtureRequest) -> Iterator[Server]:
 @pytest.fixture
 def prometheus(request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
     """Start a real Prometheus (hack/prometheus.sh) with a given configuration; its URL."""
+    yield from _prometheus(request)
+
+
+@pytest.fixture(scope="module")
+def module_prometheus(request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
+    """`prometheus` for a whole module."""
+    yield from _prometheus(request)
+
+
+def _prometheus(request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
     hack("prometheus.sh", "install")
     started: list[Path] = []
 

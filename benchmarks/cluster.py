@@ -55,9 +55,11 @@ def eventually(check: Callable[[], Any], what: str, timeout: float = 60.0) -> An
 
 
 def install_operator_chart(helm: Path, kubeconfig: Path, directory: Path) -> Path:
-    """Install the CRDs and what the operator's chart renders but its Deployment; a
-    kubeconfig (in `directory`) signed in with a token of the chart's ServiceAccount."""
-    kubectl(kubeconfig, "create", "namespace", OPERATOR_NAMESPACE)
+    """Install the CRDs and what the operator's chart renders but its Deployment (again on
+    an API server that has them); a kubeconfig (in `directory`) signed in with a token of the
+    chart's ServiceAccount."""
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}}
+    kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(namespace))
     rendered = subprocess.run(
         [
             str(helm),
@@ -130,9 +132,11 @@ class Operator:
     env: dict[str, str]
     log_path: Path
     port: int
+    metrics_port: int | None = None  # serve /metrics there
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        metrics = [] if self.metrics_port is None else [f"--metrics=127.0.0.1:{self.metrics_port}"]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -141,6 +145,7 @@ class Operator:
                     "sukverse_platform.cli",
                     "operator",
                     f"--liveness=http://127.0.0.1:{self.port}/healthz",
+                    *metrics,
                 ],
                 env=self.env,
                 stdout=log,

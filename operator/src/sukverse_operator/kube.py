@@ -1,16 +1,27 @@
-"""What the operator reads and writes in Kubernetes besides the cohort: rosters, invitations."""
+"""What the operator reads and writes in Kubernetes besides the cohort: rosters, invitations,
+and every cohort's phase for its metrics."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from sukverse_operator.reconcile import Invitation
-from sukverse_operator.spec import Cohort, RosterError, Student, StudentsFrom, parse_roster
+from sukverse_operator.spec import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    Cohort,
+    RosterError,
+    Student,
+    StudentsFrom,
+    parse_roster,
+)
 
 ROSTER_ANNOTATION = "sukverse.io/roster"
 MERGE_PATCH = "application/merge-patch+json"
@@ -101,3 +112,21 @@ async def write_invitations(
         "data": data,
     }
     await core.create_namespaced_secret(cohort.namespace, body)
+
+
+async def cohort_phases(api: client.ApiClient, namespaces: Sequence[str]) -> dict[str, str]:
+    """Every cohort's phase as its status holds it (Pending before its first status), by
+    uid: in every namespace, or in those given."""
+    objects = client.CustomObjectsApi(api)
+    if namespaces:
+        pages = [
+            await objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+            for namespace in namespaces
+        ]
+    else:
+        pages = [await objects.list_cluster_custom_object(GROUP, VERSION, PLURAL)]
+    return {
+        str(item["metadata"]["uid"]): str((item.get("status") or {}).get("phase") or "Pending")
+        for page in pages
+        for item in page.get("items", [])
+    }

@@ -19,7 +19,8 @@ DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 
 
 class _Cohorts(Collector):
-    """`sukverse_operator_cohorts{phase}`: the cohorts this replica last saw, by phase."""
+    """`sukverse_operator_cohorts{phase}`: the cohorts by phase, as last listed from the API
+    server and updated by each reconcile since."""
 
     def __init__(self) -> None:
         self.phases: dict[str, str] = {}
@@ -27,7 +28,7 @@ class _Cohorts(Collector):
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
             "sukverse_operator_cohorts",
-            "Cohorts by the phase this operator replica last put them in.",
+            "Cohorts by the phase of their status.",
             labels=["phase"],
         )
         counts = dict.fromkeys(PHASES, 0)
@@ -81,6 +82,11 @@ class OperatorMetrics:
 
     def forget(self, cohort: str) -> None:
         self._cohorts.phases.pop(cohort, None)
+
+    def observe_phases(self, phases: dict[str, str]) -> None:
+        """Every cohort's phase as the API server holds it (by uid): what every replica
+        reports, the leader and those standing by alike."""
+        self._cohorts.phases = dict(phases)
 
 
 @contextlib.asynccontextmanager

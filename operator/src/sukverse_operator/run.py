@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
+import structlog
 
 from sukverse_operator.local import LocalRunner, Result, client_session, read_documents, table
 from sukverse_operator.reconcile import figures_status
 from sukverse_operator.services import ServiceError, Services
 from sukverse_operator.settings import OperatorSettings
+
+if TYPE_CHECKING:
+    from sukverse_operator.handlers import Runtime
+
+log = structlog.get_logger("sukverse.operator")
 
 
 async def operator(
@@ -44,6 +52,10 @@ async def operator(
             if metrics is not None:
                 host, _, port = metrics.rpartition(":")
                 await stack.enter_async_context(serve(runtime.metrics, host, int(port)))
+                lister = asyncio.create_task(
+                    _list_phases(runtime, namespaces), name="cohort-phases"
+                )
+                stack.callback(lister.cancel)
             await kopf.operator(
                 registry=registry(runtime),
                 clusterwide=not namespaces,
@@ -55,6 +67,19 @@ async def operator(
             )
     finally:
         await api.close()
+
+
+async def _list_phases(runtime: Runtime, namespaces: Sequence[str]) -> None:
+    """Every `sync_interval_seconds`, the cohorts' phases from the API server into the
+    metrics: a replica standing by reports them as the leader does."""
+    from sukverse_operator import kube
+
+    while True:
+        try:
+            runtime.metrics.observe_phases(await kube.cohort_phases(runtime.api, namespaces))
+        except Exception as exc:  # the next round tries again; reconciling goes on
+            log.warning("cohort phases not listed", error=repr(exc))
+        await asyncio.sleep(runtime.settings.sync_interval_seconds)
 
 
 async def apply(settings: OperatorSettings, files: Sequence[Path]) -> list[Result]:
