@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import analytics, auth, events, operator, users, workshop
+from benchmarks import analytics, auth, events, operator, tracing, users, workshop
 from benchmarks.auth import Row
 from benchmarks.harness import machine
 
@@ -167,6 +167,25 @@ def operator_section() -> list[str]:
     ]
 
 
+def tracing_section() -> list[str]:
+    rows = tracing.run()
+    return [
+        "## Tracing",
+        "",
+        "The same measures with tracing off and on, in turn, in each of",
+        f"{tracing.ROUNDS} rounds; the ratio is each round's on/off, and the median round is",
+        "reported. On means `OTEL_EXPORTER_OTLP_ENDPOINT` names a Jaeger v2 from",
+        "hack/jaeger.sh (in-memory storage, on this machine) and the default sampler keeps",
+        "every trace: the most tracing costs. `/auth/me`: `sukverse serve auth` on SQLite,",
+        f"`wrk` with 16 connections for {tracing.SECONDS} s, each request one trace of its",
+        "server span. The pipeline: the SQLite row of the events section with",
+        f"{tracing.PIPELINE_EVENTS:,} events, each process of it traced, so every outbox",
+        "write is a `create` span and every event a `send` and a `process` span.",
+        "",
+        *table(rows),
+    ]
+
+
 SECTIONS: dict[str, Callable[[], list[str]]] = {
     "auth": auth_section,
     "events": events_section,
@@ -174,6 +193,7 @@ SECTIONS: dict[str, Callable[[], list[str]]] = {
     "users": users_section,
     "analytics": analytics_section,
     "operator": operator_section,
+    "tracing": tracing_section,
 }
 
 

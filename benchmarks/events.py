@@ -27,6 +27,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table
 from benchmarks.auth import Row
 from benchmarks.harness import ROOT, data_dir, hack_server, percentile
 from benchmarks.workshop import create_database
+from sukverse_common import tracing
 from sukverse_common.app import freeze_startup_objects
 from sukverse_common.db import Database, create_engine
 from sukverse_common.events.bus import Message
@@ -118,8 +119,10 @@ def consume(
     warm: Event,
     results: Connection,
 ) -> None:
-    """Child process: consume `expected` events (after one warm-up) and send back `Handled`."""
+    """Child process: consume `expected` events (after one warm-up) and send back `Handled`.
+    Traced as a service would be when the environment names an OTLP endpoint."""
     configure_logging("WARNING")
+    tracing.configure("bench-consumer", "0")
     if kind == "bus":
         handled = asyncio.run(bus_consumer(bootstrap, name, expected, warm))
     else:
@@ -127,6 +130,7 @@ def consume(
         handled = asyncio.run(
             inbox_consumer(bootstrap, name, database, expected, warm, effect=effect)
         )
+    tracing.shutdown()
     results.send(handled)
 
 

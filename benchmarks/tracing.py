@@ -1,0 +1,167 @@
+"""What tracing costs: authenticated `GET /auth/me` and the events pipeline with every trace
+exported to a real Jaeger, against the same with tracing off, in turn, in one run.
+
+Tracing on means `OTEL_EXPORTER_OTLP_ENDPOINT` set and the default sampler (every trace
+kept): the most it can cost. The pipeline runs in a process of its own per round, since
+tracing is configured once per process; its consuming side is a child of that process, as in
+`benchmarks.events`, and takes the same environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from benchmarks.auth import Row
+from benchmarks.harness import (
+    ROOT,
+    data_dir,
+    free_port,
+    hack_server,
+    http_json,
+    process,
+    sukverse,
+    wait_ready,
+    wrk,
+)
+
+ROUNDS = 3
+SECONDS = 10
+PIPELINE_EVENTS = 20_000
+PASSWORD = "correct horse battery staple"
+TARGET = 0.85  # tracing on keeps at least this share of the throughput with it off
+
+
+@contextmanager
+def jaeger(directory: Path) -> Iterator[str]:
+    """A Jaeger of the benchmark's own (hack/jaeger.sh); its OTLP/HTTP endpoint."""
+    script = str(ROOT / "hack" / "jaeger.sh")
+    subprocess.run(["bash", script, "install"], check=True, capture_output=True)
+    started = subprocess.run(
+        ["bash", script, "start", str(directory)], check=True, capture_output=True, text=True
+    )
+    try:
+        yield started.stdout.split()[0]
+    finally:
+        subprocess.run(["bash", script, "stop", str(directory)], check=True, capture_output=True)
+
+
+def tracing_env(otlp: str | None) -> dict[str, str]:
+    if otlp is None:
+        return {"OTEL_EXPORTER_OTLP_ENDPOINT": ""}
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp}
+
+
+def me_rate(otlp: str | None) -> float:
+    """Requests/s of an authenticated `GET /auth/me` on `sukverse serve auth`."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with data_dir() as path:
+        env = {
+            "SUKVERSE_DATA_DIR": str(path),
+            "SUKVERSE_LOG_LEVEL": "WARNING",
+            **tracing_env(otlp),
+        }
+        with process(sukverse("serve", "auth", "--port", str(port)), env=env) as service:
+            wait_ready(f"{url}/readyz", service)
+            account = {"email": "bench@example.com", "password": PASSWORD}
+            http_json("POST", f"{url}/auth/register", {**account, "full_name": "Bench"})
+            token = http_json("POST", f"{url}/auth/login", account)["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            wrk(f"{url}/auth/me", seconds=2, connections=16, headers=headers)  # warm up
+            result = wrk(f"{url}/auth/me", seconds=SECONDS, connections=16, headers=headers)
+    if result.errors:
+        raise RuntimeError(f"/auth/me: {result.errors} failed requests")
+    return result.requests_per_second
+
+
+def pipeline_rate(bootstrap: str, name: str, otlp: str | None) -> float:
+    """Events/s through outbox → relay → Kafka → inbox on SQLite, in a process of its own."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.tracing", "pipeline", bootstrap, name],
+        env={**os.environ, **tracing_env(otlp)},
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return float(result.stdout.split()[-1])
+
+
+def pipeline_main(bootstrap: str, name: str) -> None:
+    """The pipeline of `benchmarks.events`, traced when the environment says so."""
+    from benchmarks import events
+    from sukverse_common import tracing
+    from sukverse_common.logs import configure_logging
+
+    configure_logging("WARNING")
+    traced = tracing.configure("bench-producer", "0")
+    try:
+        rate = asyncio.run(events.pipeline_throughput(bootstrap, name, PIPELINE_EVENTS))
+    finally:
+        tracing.shutdown()
+    print(f"traced={traced} {rate:.1f}")
+
+
+def spread(off: list[float], on: list[float]) -> tuple[float, str]:
+    """The median of the rounds' ratios (on / off, each round's own pair) and their span."""
+    ratios = sorted(b / a for a, b in zip(off, on, strict=True))
+    return statistics.median(ratios), f"{ratios[0]:.1%} to {ratios[-1]:.1%}"
+
+
+def run() -> list[Row]:
+    me_off: list[float] = []
+    me_on: list[float] = []
+    pipe_off: list[float] = []
+    pipe_on: list[float] = []
+    with (
+        data_dir() as path,
+        hack_server("kafka.sh", path / "kafka") as bootstrap,
+        jaeger(path / "jaeger") as otlp,
+    ):
+        pipeline_rate(bootstrap, str(path / "warm"), None)  # warms the broker's JIT up
+        for n in range(ROUNDS):
+            me_off.append(me_rate(None))
+            me_on.append(me_rate(otlp))
+            pipe_off.append(pipeline_rate(bootstrap, str(path / f"off{n}"), None))
+            pipe_on.append(pipeline_rate(bootstrap, str(path / f"on{n}"), otlp))
+            time.sleep(1)
+    me_ratio, me_span = spread(me_off, me_on)
+    pipe_ratio, pipe_span = spread(pipe_off, pipe_on)
+    return [
+        Row(
+            "/auth/me throughput, every request traced to Jaeger (req/s)",
+            f"{statistics.median(me_on):.0f}",
+            f"tracing off {statistics.median(me_off):.0f} req/s; the median of {ROUNDS} rounds' "
+            f"ratios, which spanned {me_span}",
+            f"{me_ratio:.1%}",
+            f">= {TARGET:.0%}",
+            me_ratio >= TARGET,
+        ),
+        Row(
+            "events through outbox → relay → Kafka → inbox, SQLite, traced (events/s)",
+            f"{statistics.median(pipe_on):.0f}",
+            f"tracing off {statistics.median(pipe_off):.0f} events/s; the median of {ROUNDS} "
+            f"rounds' ratios, which spanned {pipe_span}",
+            f"{pipe_ratio:.1%}",
+            f">= {TARGET:.0%}",
+            pipe_ratio >= TARGET,
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["pipeline"]:
+        pipeline_main(sys.argv[2], sys.argv[3])
+    else:
+        for row in run():
+            print(row)
+    os._exit(0)
