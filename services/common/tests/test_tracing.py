@@ -1,0 +1,120 @@
+"""Tracing is off unless the environment names an OTLP endpoint, and then costs nothing:
+nothing of OpenTelemetry is imported and no event carries a trace context. (With tracing
+on, tests/test_observability.py reads whole traces back from a real Jaeger.)"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from sukverse_common import tracing
+from sukverse_common.events.contracts import UserRegistered
+from sukverse_common.events.envelope import CloudEvent
+
+
+@pytest.mark.parametrize(
+    ("environ", "wanted"),
+    [
+        ({}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": ""}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "TRUE"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"}, False),
+    ],
+)
+def test_traces_are_wanted_only_with_an_endpoint_and_the_sdk_on(
+    environ: dict[str, str], wanted: bool
+) -> None:
+    assert tracing.wanted(environ) is wanted
+
+
+def run_python(code: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, **environ},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_with_tracing_off_a_service_imports_nothing_of_opentelemetry(tmp_path: Path) -> None:
+    result = run_python(
+        "import sys\n"
+        "from sukverse_common import tracing\n"
+        "from sukverse_workshop.app import create_app\n"
+        "from sukverse_workshop.settings import WorkshopSettings\n"
+        "assert tracing.configure('workshop', '0') is False\n"
+        "create_app(WorkshopSettings())\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n",
+        SUKVERSE_DATA_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_an_unsupported_export_protocol_is_refused_with_the_reason() -> None:
+    result = run_python(
+        "from sukverse_common import tracing\ntracing.configure('workshop', '0')\n",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4317",
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+    )
+    assert result.returncode != 0
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported" in result.stderr
+    assert "http/protobuf" in result.stderr
+
+
+def test_with_tracing_on_an_event_written_in_a_span_carries_its_context() -> None:
+    """The outbox's `create` span hands each event its W3C trace context, which the
+    CloudEvent keeps as the distributed-tracing extension's attributes."""
+    result = run_python(
+        "import uuid\n"
+        "from sukverse_common import tracing\n"
+        "from sukverse_common.events.contracts import UserRegistered\n"
+        "from sukverse_common.events.envelope import CloudEvent\n"
+        "assert tracing.configure('auth', '0')\n"
+        "from datetime import UTC, datetime\n"
+        "data = UserRegistered(user_id=uuid.uuid4(), email='a@example.com', full_name='A',"
+        " roles=['student'], registered_at=datetime.now(UTC))\n"
+        "with tracing.creating('sukverse.auth', count=1, system='kafka') as trace:\n"
+        "    event = CloudEvent.wrap(data, subject='s', trace=trace)\n"
+        "back = CloudEvent.from_json(event.to_bytes())\n"
+        "print(back.__pydantic_extra__['traceparent'])\n"
+        "print(tracing.carried(event.to_bytes()) == trace)\n"
+        "tracing.shutdown()\n",
+        # An endpoint nothing listens on: the spans are dropped at export, after the test.
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_BSP_EXPORT_TIMEOUT="100",
+        OTEL_EXPORTER_OTLP_TIMEOUT="0.1",
+    )
+    assert result.returncode == 0, result.stderr
+    traceparent, same = result.stdout.split()
+    version, trace_id, span_id, flags = traceparent.split("-")
+    assert version == "00" and int(flags, 16) & 1  # sampled
+    assert len(trace_id) == 32 and int(trace_id, 16) and len(span_id) == 16
+    assert same == "True"
+
+
+def test_with_tracing_off_an_event_carries_no_trace_context() -> None:
+    data = UserRegistered(
+        user_id=uuid.uuid4(),
+        email="a@example.com",
+        full_name="A",
+        roles=["student"],
+        registered_at=datetime.now(UTC),
+    )
+    with tracing.creating("sukverse.auth", count=1, system="in_process") as trace:
+        event = CloudEvent.wrap(data, subject="s", trace=trace)
+    assert trace is None
+    assert b"traceparent" not in event.to_bytes()
+    assert tracing.carried(event.to_bytes()) is None
