@@ -90,7 +90,7 @@ def test_with_tracing_on_an_event_written_in_a_span_carries_its_context() -> Non
         "    event = CloudEvent.wrap(data, subject='s', trace=trace)\n"
         "back = CloudEvent.from_json(event.to_bytes())\n"
         "print(back.__pydantic_extra__['traceparent'])\n"
-        "print(tracing.carried(event.to_bytes()) == trace)\n"
+        "print(tracing.carried(event.to_bytes().decode()) == trace)\n"
         "tracing.shutdown()\n",
         # An endpoint nothing listens on: the spans are dropped at export, after the test.
         OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
@@ -117,4 +117,57 @@ def test_with_tracing_off_an_event_carries_no_trace_context() -> None:
         event = CloudEvent.wrap(data, subject="s", trace=trace)
     assert trace is None
     assert b"traceparent" not in event.to_bytes()
-    assert tracing.carried(event.to_bytes()) is None
+    assert tracing.carried(event.to_bytes().decode()) is None
+
+
+@pytest.mark.parametrize(
+    ("header", "valid", "sampled"),
+    [
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", True, True),
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", True, False),
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03", True, True),
+        # A later version may append fields; version 00 may not.
+        ("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra", True, True),
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra", False, False),
+        ("ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", False, False),
+        ("00-00000000000000000000000000000000-b7ad6b7169203331-01", False, False),
+        ("00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01", False, False),
+        ("00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01", False, False),
+        ("00-0af7651916cd43dd8448eb211c80319-b7ad6b7169203331-01", False, False),
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1", False, False),
+        ("00-0af7651916cd43dd8448eb211c80319g-b7ad6b7169203331-01", False, False),
+        ("garbage", False, False),
+        ("", False, False),
+    ],
+)
+def test_a_callers_traceparent_is_read_as_w3c_trace_context_says(
+    header: str, valid: bool, sampled: bool
+) -> None:
+    parent = tracing._remote_parent({"traceparent": header, "tracestate": "vendor=1"})
+    assert (parent is not None) is valid
+    if parent is not None:
+        assert parent.is_remote and parent.trace_flags.sampled is sampled
+        assert format(parent.trace_id, "032x") == header.split("-")[1]
+        assert parent.trace_state.get("vendor") == "1"
+    assert tracing.sampled({"traceparent": header}) is (valid and sampled)
+
+
+@pytest.mark.parametrize(
+    ("value", "off"),
+    [
+        (None, {"aiokafka"}),
+        ("", set()),
+        ("sqlalchemy, aiohttp_client", {"sqlalchemy", "aiohttp-client"}),
+        ("aiohttp-server,aiokafka", {"aiohttp-server", "aiokafka"}),
+    ],
+)
+def test_instrumentations_are_turned_off_by_the_standard_variable(
+    value: str | None, off: set[str]
+) -> None:
+    environ = {} if value is None else {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": value}
+    assert tracing.disabled_instrumentations(environ) == off
+
+
+def test_an_unknown_instrumentation_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="names redis: the instrumentations are"):
+        tracing.disabled_instrumentations({"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "redis"})

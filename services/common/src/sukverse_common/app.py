@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import itertools
 import re
@@ -18,7 +19,7 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from sukverse_common import db, logs
+from sukverse_common import db, logs, tracing
 from sukverse_common.api import Routes, is_public, mark_public
 from sukverse_common.errors import (
     Problem,
@@ -62,6 +63,7 @@ def _new_request_id() -> str:
 
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+UNTRACED_ROUTES = frozenset(tracing.UNTRACED_PATHS.split(","))
 UNAVAILABLE = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
 
@@ -74,13 +76,23 @@ def _route_template(request: web.Request) -> str:
 async def service_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every request: an id, a JSON access-log line and metrics per route template; deny by
     default (only routes marked public skip the token check); every error leaves as
-    application/problem+json with nothing internal in it. One middleware, not three: each
-    layer costs on every request."""
+    application/problem+json with nothing internal in it; traced, a span (or the dropped
+    trace's context) around it all. One middleware, not four: each layer costs on every
+    request."""
+    route = _route_template(request)
+    if tracing.enabled():
+        if route in UNTRACED_ROUTES:  # probes and scrapes: no one's trace
+            with tracing.untraced():
+                return await _serve(request, handler, route)
+        return await tracing.serve(request, functools.partial(_serve, handler=handler, route=route))
+    return await _serve(request, handler, route)
+
+
+async def _serve(request: web.Request, handler: Handler, route: str) -> web.StreamResponse:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     request_id = incoming if VALID_REQUEST_ID.match(incoming) else _new_request_id()
     request[REQUEST_ID] = request_id
     metrics = request.app[METRICS]
-    route = _route_template(request)
     started = time.perf_counter()
     in_flight = metrics.in_flight_of(request.method, route)
     in_flight.inc()

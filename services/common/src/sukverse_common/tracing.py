@@ -12,18 +12,28 @@ hook here then costs one test of a module global.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+import re
+from collections import Counter
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from aiohttp import web
+    from aiohttp.typedefs import Handler
     from opentelemetry.trace import Span, Tracer
+
+    from sukverse_common.events.envelope import CloudEvent
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 SUPPORTED_PROTOCOLS = ("http/protobuf",)
+UNTRACED_PATHS = "/healthz,/readyz,/metrics"  # probes and scrapes: no one's request
 
 _tracer: Tracer | None = None
+_receive_spans = False  # aiokafka's instrumentation is on
+_server: Any = None  # what serves a request under tracing: see `serve`
 
 
 def enabled() -> bool:
@@ -44,10 +54,11 @@ def configure(service_name: str, version: str) -> bool:
     """Set up the tracer provider, the OTLP exporter and the instrumentations of aiohttp's
     server and client, SQLAlchemy and aiokafka, if the environment asks for traces.
 
-    Call before any application is created: the aiohttp server's instrumentation replaces
-    `web.Application` with a class that adds its middleware. `OTEL_SERVICE_NAME` and
-    `OTEL_RESOURCE_ATTRIBUTES` win over the given name; the sampler, the exporter's endpoint,
-    headers, timeout and compression come from their own `OTEL_*` variables."""
+    The aiohttp server instrumentation's middleware serves the requests whose trace is kept
+    (see `_Server`). `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` win over the given
+    name; the sampler, the exporter's endpoint, headers, timeout and compression come from
+    their own `OTEL_*` variables, and `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS` turns
+    instrumentations off (`disabled_instrumentations`)."""
     global _tracer
     if _tracer is not None or not wanted():
         return _tracer is not None
@@ -61,10 +72,10 @@ def configure(service_name: str, version: str) -> bool:
             f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not supported: traces are exported "
             f"as {', '.join(SUPPORTED_PROTOCOLS)} (OTLP over HTTP, port 4318 of a collector)"
         )
+    off = disabled_instrumentations()
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
-    from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
     from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
     from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
@@ -76,17 +87,196 @@ def configure(service_name: str, version: str) -> bool:
         attributes[SERVICE_NAME] = service_name
     # Resource.create reads OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME; what is given
     # here is merged over them, so a name set in the environment is left out above.
-    provider = TracerProvider(resource=Resource.create(attributes))
+    provider = TracerProvider(
+        resource=Resource.create(attributes), id_generator=_preset_id_generator()
+    )
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
-    AioHttpServerInstrumentor().instrument()
-    AioHttpClientInstrumentor().instrument()
-    AIOKafkaInstrumentor().instrument()
-    # The instrumentation declares SQLAlchemy < 2.1 and, without skipping that check,
-    # silently instruments nothing on 2.1; what it hooks (engine events) is unchanged.
-    SQLAlchemyInstrumentor().instrument(skip_dep_check=True)
+    global _server
+    _server = _Server(provider, middleware="aiohttp-server" not in off)
+    if "aiohttp-client" not in off:
+        AioHttpClientInstrumentor().instrument()
+    if "aiokafka" not in off:
+        global _receive_spans
+        AIOKafkaInstrumentor().instrument()
+        _receive_spans = True
+    if "sqlalchemy" not in off:
+        # The instrumentation declares SQLAlchemy < 2.1 and, without skipping that check,
+        # silently instruments nothing on 2.1; what it hooks (engine events) is unchanged.
+        SQLAlchemyInstrumentor().instrument(skip_dep_check=True)
     _tracer = trace.get_tracer("sukverse")
     return True
+
+
+# --- the server side of a request -----------------------------------------------------
+
+
+class _Server:
+    """Serves requests under the aiohttp server instrumentation's own middleware when their
+    trace is kept, and without it when the sampler drops it.
+
+    That middleware collects the request's attributes and makes a span before the sampler
+    is asked, some 40 us a request whether the trace is kept or not: as much as the rest of
+    a short request. Asked first, the sampler keeps the middleware's cost to the requests it
+    keeps; a dropped request runs in the dropped trace's context (no span), so what it
+    causes, its events and calls, is dropped with it. A kept root gets the trace id the
+    sampler was asked about (`_preset_id_generator`), so the middleware's own sampling
+    agrees."""
+
+    def __init__(self, provider: Any, *, middleware: bool) -> None:
+        from opentelemetry import context, trace
+        from opentelemetry.instrumentation.aiohttp_server import (
+            AioHttpServerInstrumentor,
+            create_aiohttp_middleware,
+        )
+        from opentelemetry.sdk.trace.sampling import ParentBased
+        from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+
+        # instrument() sets up the middleware's tracer, meters and excluded URLs; uninstrument()
+        # takes back only its replacement of web.Application, which would put the middleware
+        # in front of every request, kept or not.
+        self.middleware: Any = None  # disabled: a kept request is served in its context only
+        if middleware:
+            instrumentor = AioHttpServerInstrumentor()
+            instrumentor.instrument(tracer_provider=provider)
+            instrumentor.uninstrument()
+            self.middleware = create_aiohttp_middleware(tracer_provider=provider)
+        self.sampler = provider.sampler
+        # A parent-based sampler (the default, and the charts') follows the caller's flag.
+        self.follows_parent = isinstance(self.sampler, ParentBased)
+        self.ids = provider.id_generator
+        self.kind = SpanKind.SERVER
+        self.span_context, self.non_recording = SpanContext, NonRecordingSpan
+        self.unsampled = TraceFlags(TraceFlags.DEFAULT)
+        self.attach, self.detach = context.attach, context.detach
+        self.in_span = trace.set_span_in_context
+
+    async def serve(self, request: Any, handler: Any) -> Any:
+        remote = _remote_parent(request.headers)
+        if self.middleware is None:  # no server spans: the caller's context goes on as it is
+            return await self._within(remote, request, handler)
+        if remote is not None and self.follows_parent:
+            trace_id, keep = remote.trace_id, bool(remote.trace_flags.sampled)
+        else:
+            parent = None if remote is None else self.in_span(_non_recording(remote))
+            trace_id = self.ids.generate_trace_id() if remote is None else remote.trace_id
+            result = self.sampler.should_sample(parent, trace_id, request.method, self.kind)
+            keep = result.decision.is_sampled()
+        if keep:
+            token = _PRESET_TRACE_ID.set(None if remote else trace_id)
+            try:
+                return await self.middleware(request, handler)
+            finally:
+                _PRESET_TRACE_ID.reset(token)
+        # The dropped trace's context, current while the request is served, so that what it
+        # causes carries the trace on, unsampled; recorded nowhere.
+        dropped = self.span_context(
+            trace_id,
+            self.ids.generate_span_id(),
+            is_remote=False,
+            trace_flags=self.unsampled,
+            trace_state=remote.trace_state if remote is not None else None,
+        )
+        attached = self.attach(self.in_span(self.non_recording(dropped)))
+        try:
+            return await handler(request)
+        finally:
+            self.detach(attached)
+
+    async def _within(self, span_context: Any, request: Any, handler: Any) -> Any:
+        if span_context is None:
+            return await handler(request)
+        attached = self.attach(self.in_span(_non_recording(span_context)))
+        try:
+            return await handler(request)
+        finally:
+            self.detach(attached)
+
+
+def _remote_parent(headers: Mapping[str, str]) -> Any:
+    """The caller's span context from a W3C `traceparent` (and `tracestate`) header, or None
+    without a valid one (then the request starts a trace, as the specification says)."""
+    header = headers.get(TRACEPARENT)
+    if not header:
+        return None
+    parts = header.strip().split("-")
+    if len(parts) < 4 or len(parts[0]) != 2 or parts[0] == "ff":
+        return None
+    version, trace_hex, span_hex, flags = parts[:4]
+    if len(trace_hex) != 32 or len(span_hex) != 16 or len(flags) != 2:
+        return None
+    if version == "00" and len(parts) != 4:
+        return None
+    try:
+        trace_id, span_id, bits = int(trace_hex, 16), int(span_hex, 16), int(flags, 16)
+    except ValueError:
+        return None
+    if not trace_id or not span_id or any(c in "ABCDEF" for c in trace_hex + span_hex + flags):
+        return None  # all zeros, or upper case: invalid
+    from opentelemetry.trace import SpanContext, TraceFlags, TraceState
+
+    state = headers.get(TRACESTATE)
+    return SpanContext(
+        trace_id,
+        span_id,
+        is_remote=True,
+        trace_flags=TraceFlags(bits & TraceFlags.SAMPLED),
+        trace_state=TraceState.from_header([state]) if state else None,
+    )
+
+
+def _non_recording(context: Any) -> Any:
+    from opentelemetry.trace import NonRecordingSpan
+
+    return NonRecordingSpan(context)
+
+
+_PRESET_TRACE_ID: ContextVar[int | None] = ContextVar("sukverse_preset_trace_id", default=None)
+
+
+def _preset_id_generator() -> Any:
+    """Random ids, but for the root span of a request whose trace id was drawn (and
+    sampled) before its span was made."""
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    class PresetIds(RandomIdGenerator):
+        def generate_trace_id(self) -> int:
+            preset = _PRESET_TRACE_ID.get()
+            if preset is not None:
+                _PRESET_TRACE_ID.set(None)  # the request's root span only
+                return preset
+            return int(super().generate_trace_id())
+
+    return PresetIds()
+
+
+def serve(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+    """Serve a request in its trace: see `_Server`. Only with tracing on. (The server's own
+    coroutine, returned rather than awaited here: one frame less on every request.)"""
+    assert _server is not None
+    served: Awaitable[web.StreamResponse] = _server.serve(request, handler)
+    return served
+
+
+INSTRUMENTATIONS = ("aiohttp-server", "aiohttp-client", "sqlalchemy", "aiokafka")
+# aiokafka's instrumentation makes a `receive` span of every record a consumer fetches, before
+# anything knows whether its trace is kept: on a busy consumer that is most of what tracing
+# costs, for spans the `process` span of each event already covers. It is there to turn on.
+DEFAULT_DISABLED = "aiokafka"
+
+
+def disabled_instrumentations(environ: Mapping[str, str] = os.environ) -> frozenset[str]:
+    """The instrumentations `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS` names (comma-separated;
+    `aiokafka` when unset, none when set empty)."""
+    names = environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", DEFAULT_DISABLED)
+    off = frozenset(name.strip().replace("_", "-") for name in names.split(",") if name.strip())
+    unknown = off - set(INSTRUMENTATIONS)
+    if unknown:
+        raise ValueError(
+            f"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS names {', '.join(sorted(unknown))}: the "
+            f"instrumentations are {', '.join(INSTRUMENTATIONS)}"
+        )
+    return off
 
 
 def shutdown() -> None:
@@ -111,6 +301,18 @@ def current_ids() -> tuple[str, str] | None:
     return format(context.trace_id, "032x"), format(context.span_id, "016x")
 
 
+def untraced() -> AbstractContextManager[object]:
+    """The platform's own background work (polling the outbox, recording an inbox batch,
+    sweeping, answering probes and scrapes): no spans from the instrumentations, each of
+    which would otherwise start a trace of its own. Spans started here with an explicit
+    parent (`send`, `process`) are kept, and so is what runs inside them."""
+    if _tracer is None:
+        return nullcontext()
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    return suppress_instrumentation()
+
+
 # --- messaging spans --------------------------------------------------------------------
 
 
@@ -133,47 +335,93 @@ def creating(topic: str, *, count: int, system: str) -> Iterator[dict[str, str] 
         return
     from opentelemetry import propagate, trace
 
+    dropped = _DROPPED.get()
+    if dropped is not None:  # handling an event of a dropped trace: these are dropped too
+        yield dict(dropped)
+        return
+    carrier: dict[str, str] = {}
+    current = trace.get_current_span().get_span_context()
+    if current.is_valid and not current.trace_flags.sampled:
+        # A trace the sampler dropped: no span, but the events say so, and so their
+        # consumers' work is dropped with it rather than starting traces of its own.
+        propagate.inject(carrier)
+        yield _context_of(carrier)
+        return
     attributes = _messaging("create", system, topic, **{"messaging.batch.message_count": count})
     with _tracer.start_as_current_span(
         f"create {topic}", kind=trace.SpanKind.PRODUCER, attributes=attributes
     ):
-        carrier: dict[str, str] = {}
         propagate.inject(carrier)
-        yield {key: carrier[key] for key in (TRACEPARENT, TRACESTATE) if key in carrier} or None
+        yield _context_of(carrier)
 
 
-def carried(payload: str | bytes) -> dict[str, str] | None:
-    """The trace context an event's JSON carries, or None."""
+def _context_of(carrier: Mapping[str, str]) -> dict[str, str] | None:
+    return {key: carrier[key] for key in (TRACEPARENT, TRACESTATE) if key in carrier} or None
+
+
+def sampled(context: Mapping[str, str] | None) -> bool:
+    """Whether a carried W3C trace context is valid and of a trace kept by the sampler."""
+    parent = context.get(TRACEPARENT) if context else None
+    if not parent:
+        return False
+    match = _TRACEPARENT.fullmatch(parent.strip())
+    return (
+        match is not None
+        and match[1] != "ff"
+        and (match[1] != "00" or not match[5])
+        and match[2] != _ZERO_TRACE
+        and match[3] != _ZERO_SPAN
+        and bool(int(match[4], 16) & 1)
+    )
+
+
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
+
+
+def carried(payload: str) -> dict[str, str] | None:
+    """The trace context an event's JSON carries, or None. The JSON is the platform's own
+    (`CloudEvent.to_bytes`, compact, string values without escapes in these two), so the
+    attributes are found where they are rather than by parsing the whole event."""
     if _tracer is None:
         return None
-    import orjson
-
-    event = orjson.loads(payload)
-    context = {key: event[key] for key in (TRACEPARENT, TRACESTATE) if key in event}
+    context = {}
+    for key, marker in _MARKERS:
+        at = payload.find(marker)
+        if at >= 0:
+            start = at + len(marker)
+            context[key] = payload[start : payload.index('"', start)]
     return context or None
+
+
+_MARKERS = ((TRACEPARENT, f'"{TRACEPARENT}":"'), (TRACESTATE, f'"{TRACESTATE}":"'))
 
 
 @contextmanager
 def sending(
     topic: str, contexts: Iterable[Mapping[str, str] | None], *, system: str
 ) -> Iterator[list[Mapping[str, str] | None]]:
-    """`send` spans for one publish: one in each trace that events of it came from (a publish
-    of many requests' events appears in each of their traces), covering the publish. Yields,
-    in the order given, the context each event should be sent with: its own trace's `send`
-    span, or None."""
+    """`send` spans for one publish: one in each sampled trace that events of it came from (a
+    publish of many requests' events appears in each of their traces), covering the publish.
+    Yields, in the order given, the context each event should be sent with: its own trace's
+    `send` span, the context it carries when its trace was not sampled, or None."""
     given = list(contexts)
-    if _tracer is None or not any(given):
-        yield [None] * len(given)
+    kept = [sampled(context) for context in given]
+    # A dropped trace's context goes with its records only for aiokafka's instrumentation,
+    # whose `receive` spans would otherwise start traces of their own.
+    unkept: list[Mapping[str, str] | None] = given if _receive_spans else [None] * len(given)
+    if _tracer is None or not any(kept):
+        yield unkept
         return
     from opentelemetry import propagate, trace
 
     spans: dict[str, tuple[Span, dict[str, str]]] = {}
+    counts = Counter(c[TRACEPARENT] for c, k in zip(given, kept, strict=True) if c and k)
     with ExitStack() as stack:
-        for context in given:
-            if not context or context[TRACEPARENT] in spans:
+        for context, keep in zip(given, kept, strict=True):
+            if not context or not keep or context[TRACEPARENT] in spans:
                 continue
-            parent = context[TRACEPARENT]
-            count = sum(1 for other in given if other and other[TRACEPARENT] == parent)
+            count = counts[context[TRACEPARENT]]
             span = stack.enter_context(
                 _tracer.start_as_current_span(
                     f"send {topic}",
@@ -189,7 +437,10 @@ def sending(
             spans[context[TRACEPARENT]] = (span, carrier)
         # Each span was made current in turn; the publish itself belongs to none of them.
         with _detached():
-            yield [spans[context[TRACEPARENT]][1] if context else None for context in given]
+            yield [
+                spans[context[TRACEPARENT]][1] if context and keep else other
+                for context, keep, other in zip(given, kept, unkept, strict=True)
+            ]
 
 
 @contextmanager
@@ -203,22 +454,22 @@ def _detached() -> Iterator[None]:
         otel_context.detach(token)
 
 
-def processing(
-    event_extra: Mapping[str, Any] | None,
-    *,
-    topic: str,
-    consumer: str,
-    event_id: str,
-    event_type: str,
-    system: str,
-) -> AbstractContextManager[object]:
-    """A `process` span for one event's handling, in the trace the event carries."""
+def processing(event: CloudEvent, *, consumer: str, system: str) -> AbstractContextManager[object]:
+    """A `process` span for one event's handling, in the trace the event carries; no span
+    when that trace was not sampled (the handling stays untraced, as the batch is, and the
+    events it writes carry the dropped trace on)."""
     if _tracer is None:
         return nullcontext()
+    extra = event.__pydantic_extra__ or {}
+    carrier = {key: extra[key] for key in (TRACEPARENT, TRACESTATE) if key in extra}
+    if carrier and not sampled(carrier):
+        return _carrying(carrier)
     from opentelemetry import propagate, trace
 
-    extra = event_extra or {}
-    carrier = {key: extra[key] for key in (TRACEPARENT, TRACESTATE) if key in extra}
+    from sukverse_common.events.contracts import topic_of
+
+    topic = topic_of(event.type.split(".")[2])  # io.sukverse.<service>.<event>.v<N>
+    event_id = str(event.id)
     return _tracer.start_as_current_span(
         f"process {topic}",
         context=propagate.extract(carrier),
@@ -231,10 +482,24 @@ def processing(
                 "messaging.consumer.group.name": consumer,
                 "messaging.message.id": event_id,
                 "cloudevents.event_id": event_id,
-                "cloudevents.event_type": event_type,
+                "cloudevents.event_type": event.type,
             },
         ),
     )
+
+
+_DROPPED: ContextVar[Mapping[str, str] | None] = ContextVar("sukverse_dropped", default=None)
+
+
+@contextmanager
+def _carrying(carrier: Mapping[str, str]) -> Iterator[None]:
+    """Handling an event of a trace the sampler dropped, without a span: events written
+    meanwhile carry the dropped trace on (see `creating`)."""
+    token = _DROPPED.set(carrier)
+    try:
+        yield
+    finally:
+        _DROPPED.reset(token)
 
 
 def span(name: str, **attributes: Any) -> AbstractContextManager[object]:

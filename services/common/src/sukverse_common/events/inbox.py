@@ -128,7 +128,13 @@ class InboxDispatcher:
 
     async def handle(self, events: Sequence[CloudEvent]) -> None:
         """Handle a batch in one transaction; if any handler fails, event by event, so one
-        poison event costs its neighbours a second try and nothing more."""
+        poison event costs its neighbours a second try and nothing more. Traced, each
+        event's handling is a `process` span in its own trace; the batch's bookkeeping is
+        no one's."""
+        with tracing.untraced():
+            await self._handle(events)
+
+    async def _handle(self, events: Sequence[CloudEvent]) -> None:
         work: list[_Work] = []
         for event in events:
             entry = self.consumer.handlers.get(event.type)
@@ -215,14 +221,7 @@ class InboxDispatcher:
 
     def _processing(self, event: CloudEvent) -> AbstractContextManager[object]:
         """The `process` span of one event's handling, in the trace the event carries."""
-        return tracing.processing(
-            event.__pydantic_extra__,
-            topic=topic_of(event.type.split(".")[2]),
-            consumer=self.consumer.name,
-            event_id=str(event.id),
-            event_type=event.type,
-            system=self.bus.system,
-        )
+        return tracing.processing(event, consumer=self.consumer.name, system=self.bus.system)
 
     async def _record(self, session: AsyncSession, work: Sequence[_Work]) -> set[uuid.UUID]:
         """Record the batch's events in the inbox; the ids recorded now and not before.

@@ -189,6 +189,10 @@ class OutboxRelay:
         self._observed_at = -observe_seconds
 
     async def run(self) -> None:
+        with tracing.untraced():
+            await self._run()
+
+    async def _run(self) -> None:
         failures = 0
         while True:
             self.outbox.committed.clear()

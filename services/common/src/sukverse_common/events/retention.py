@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Column, ColumnElement, Table, delete, select, tuple_
 
+from sukverse_common import tracing
 from sukverse_common.db import Database
 from sukverse_common.events.outbox import MessagingTables
 
@@ -44,7 +45,8 @@ class RetentionSweeper:
     async def run(self) -> None:
         while True:
             try:
-                await self.sweep()
+                with tracing.untraced():
+                    await self.sweep()
             except Exception:
                 log.exception("messaging retention sweep failed; trying again later")
             await asyncio.sleep(self.retention.every_seconds)
