@@ -101,7 +101,7 @@ class Platform:
     directory: Path
     operator: Operator
     kubeconfig: Path
-    started: float
+    started: float  # when Prometheus began to scrape
     ids: dict[str, Any] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
 
@@ -118,10 +118,11 @@ def platform(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Platform]:
     directory = tmp_path_factory.mktemp("observability")
-    started = time.time()
     tracing = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.otlp_endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
+        # Every instrumentation, aiokafka's (off by default) too; every trace kept.
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "",
         "SUKVERSE_LOG_LEVEL": "INFO",
     }
     common = {
@@ -199,7 +200,7 @@ def platform(
     }
     url = module_prometheus(yaml.safe_dump(config))
     platform = Platform(
-        urls, services, url, jaeger, kafka_server, directory, operator, kubeconfig, started
+        urls, services, url, jaeger, kafka_server, directory, operator, kubeconfig, time.time()
     )
     try:
         journey(platform)
@@ -326,7 +327,7 @@ def journey(platform: Platform) -> None:
 
     eventually(cohort_ready, "the sample cohort Ready", timeout=90)
     ids.update(workshop=workshop_id, substeps=substeps, quiz=quiz["id"])
-    tokens.update(teacher=teacher, bob=students["bob"][1], admin=admin)
+    tokens.update(teacher=teacher, bob=students["bob"][1], cyd=students["cyd"][1], admin=admin)
 
     # Prometheus has scraped every target after all of that.
     def scraped() -> bool:
@@ -418,7 +419,8 @@ def test_one_progress_write_is_one_trace_through_the_outbox_kafka_and_its_consum
         if service == "workshop" and parent == create and name.startswith("INSERT")
     ]
     assert inserts, f"no INSERT under the create span: {sorted(n for _, n, _, _ in spans)}"
-    # Each consumer's Kafka client received the record in the trace too, under the send.
+    # Each consumer's Kafka client (aiokafka's instrumentation) received the record in the
+    # trace too, under the send: the record carries the send's context in its headers.
     for consumer in ("analytics", "certificate"):
         received = [
             name
@@ -426,6 +428,32 @@ def test_one_progress_write_is_one_trace_through_the_outbox_kafka_and_its_consum
             if service == consumer and name.endswith(" receive") and parent == send
         ]
         assert received, f"{consumer} has no receive span under the send"
+
+
+def test_a_trace_the_caller_dropped_is_dropped_whole(platform: Platform) -> None:
+    """A caller's unsampled context is followed: no span of the request, its event or its
+    consumers reaches Jaeger, while the write itself goes through."""
+    dropped = secrets.token_hex(16)
+    kept = secrets.token_hex(16)
+    workshop = f"{platform.urls['workshop']}/workshops/{platform.ids['workshop']}"
+    # Cyd's first two substeps: each a new completion, with its events.
+    for substep, trace_id, flags in ((0, dropped, "00"), (1, kept, "01")):
+        ok(
+            "POST",
+            f"{workshop}/progress",
+            {"substep_id": platform.ids["substeps"][substep]},
+            platform.tokens["cyd"],
+            traceparent=f"00-{trace_id}-{secrets.token_hex(8)}-{flags}",
+        )
+
+    def consumed() -> bool:
+        # The kept trace's consumers exported theirs; the dropped one's went the same way.
+        trace = jaeger_trace(platform, kept)
+        services = {service for service, *_ in spans_of(trace)} if trace else set()
+        return {"workshop", "analytics", "certificate"} <= services
+
+    eventually(consumed, "the kept trace with its consumers", timeout=60)
+    assert jaeger_trace(platform, dropped) is None
 
 
 def test_the_request_log_line_carries_the_trace_and_span_ids(platform: Platform) -> None:
@@ -498,15 +526,10 @@ def test_every_target_passes_promtool_check_metrics(platform: Platform) -> None:
                 assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-", route), line
 
 
-@pytest.mark.parametrize("dashboard", DASHBOARDS, ids=lambda path: path.stem)
-def test_every_panel_of_the_dashboard_has_data_and_is_drawn(
-    platform: Platform, dashboard: Path
-) -> None:
+def draw(platform: Platform, dashboard: Path, *outputs: Path) -> None:
+    """Draw the dashboard over everything Prometheus scraped; no panel may be empty."""
     model = json.loads(dashboard.read_text())
     end = time.time()
-    outputs = [platform.directory / f"{dashboard.stem}.png"]
-    if PICTURES:
-        outputs.append(ROOT / PICTURES / f"{dashboard.stem}.png")
     for out in outputs:
         out.parent.mkdir(parents=True, exist_ok=True)
         report = render(
@@ -524,6 +547,13 @@ def test_every_panel_of_the_dashboard_has_data_and_is_drawn(
         ]
         assert not empty, f"panels without data: {empty}"
         assert out.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("dashboard", DASHBOARDS, ids=lambda path: path.stem)
+def test_every_panel_of_the_dashboard_has_data_and_is_drawn(
+    platform: Platform, dashboard: Path
+) -> None:
+    draw(platform, dashboard, platform.directory / f"{dashboard.stem}.png")
 
 
 def test_every_alert_rule_is_loaded_and_evaluates(platform: Platform) -> None:
@@ -604,3 +634,14 @@ def test_the_broker_stopped_fires_the_outbox_alert_and_its_return_the_lag_alert(
         return float(backlog[0]["value"][1]) == 0 and float(lag[0]["value"][1]) == 0
 
     eventually(drained, "the outbox drained and the consumers caught up", timeout=180)
+
+
+@pytest.mark.parametrize("dashboard", DASHBOARDS, ids=lambda path: path.stem)
+def test_the_dashboards_draw_the_whole_run_with_its_outage(
+    platform: Platform, dashboard: Path
+) -> None:
+    """After the outage: the pictures of the whole run (the committed ones, when asked)."""
+    outputs = [platform.directory / f"{dashboard.stem}-run.png"]
+    if PICTURES:
+        outputs.append(ROOT / PICTURES / f"{dashboard.stem}.png")
+    draw(platform, dashboard, *outputs)
