@@ -6,20 +6,28 @@ operator's metrics port and PodMonitor, and the values schema's refusals."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-CHARTS = ROOT / "charts"
-UMBRELLA = CHARTS / "sukverse"
-SERVICE_CHART = CHARTS / "sukverse-service"
-OPERATOR_CHART = CHARTS / "sukverse-operator"
-SERVICES = ["auth", "user_mgmt", "workshop", "quiz", "analytics", "certificate"]
-RELEASE, NAMESPACE = "sukverse", "learn"
+from tests.charts import (
+    NAMESPACE,
+    OPERATOR_CHART,
+    RELEASE,
+    SERVICE_CHART,
+    SERVICES,
+    UMBRELLA,
+    container,
+    kinds,
+    name,
+    refused,
+    render,
+    run,
+    template,
+)
+
 OPERATOR = f"{RELEASE}-operator"
 PODMONITOR_API = "monitoring.coreos.com/v1/PodMonitor"
 
@@ -49,49 +57,6 @@ EXTERNAL = [
 ]
 
 pytestmark = pytest.mark.real
-
-
-def run(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(helm), *args], capture_output=True, text=True, check=False, timeout=120
-    )
-
-
-def template(helm: Path, chart: Path, *sets: str, apis: str = "") -> str:
-    args = ["template", RELEASE, str(chart), "--namespace", NAMESPACE]
-    if apis:
-        args += ["--api-versions", apis]
-    for item in sets:
-        args += ["--set-json", item]
-    result = run(helm, *args)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def render(helm: Path, *sets: str, chart: Path = UMBRELLA, apis: str = "") -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(template(helm, chart, *sets, apis=apis)) if d]
-
-
-def refused(helm: Path, chart: Path, *sets: str) -> str:
-    args = ["template", RELEASE, str(chart)]
-    for item in sets:
-        args += ["--set-json", item]
-    result = run(helm, *args)
-    assert result.returncode != 0, "the values were accepted"
-    return result.stderr
-
-
-def kinds(documents: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {d["metadata"]["name"]: d for d in documents if d["kind"] == kind}
-
-
-def name(service: str) -> str:
-    return f"{RELEASE}-{service.replace('_', '-')}"
-
-
-def container(workload: dict[str, Any]) -> dict[str, Any]:
-    (first,) = workload["spec"]["template"]["spec"]["containers"]
-    return dict(first)
 
 
 def otel(variables: dict[str, Any]) -> dict[str, Any]:
@@ -128,10 +93,10 @@ def test_with_tracing_off_nothing_otel_is_rendered(helm: Path) -> None:
         '{"global": {"tracing": {"headersSecret": {"name": "otlp-headers"}}}}',
     ]
     for sets in ([], everything, EXTERNAL):
-        rendered = template(helm, UMBRELLA, *sets, apis=PODMONITOR_API)
+        rendered = template(helm, *sets, apis=PODMONITOR_API)
         assert "OTEL_" not in rendered
         assert "otlp-headers" not in rendered
-    assert "OTEL_" not in template(helm, OPERATOR_CHART)
+    assert "OTEL_" not in template(helm, chart=OPERATOR_CHART)
     lint_values = ["-f", str(SERVICE_CHART / "ci" / "lint-values.yaml")]
     result = run(helm, "template", RELEASE, str(SERVICE_CHART), *lint_values)
     assert result.returncode == 0, result.stderr
@@ -352,10 +317,12 @@ def test_the_operator_serves_metrics_on_its_port_and_is_scraped_when_asked(
     assert not monitors
 
     alone = refused(
-        helm, OPERATOR_CHART, '{"metrics": {"enabled": false}, "podMonitor": {"enabled": true}}'
+        helm,
+        '{"metrics": {"enabled": false}, "podMonitor": {"enabled": true}}',
+        chart=OPERATOR_CHART,
     )
     assert "podMonitor.enabled needs metrics.enabled" in alone
-    clash = refused(helm, OPERATOR_CHART, '{"metrics": {"port": 8080}}')
+    clash = refused(helm, '{"metrics": {"port": 8080}}', chart=OPERATOR_CHART)
     assert "metrics.port must differ from healthPort" in clash
 
 
@@ -459,6 +426,6 @@ ENDPOINT = "/global/tracing/otlpEndpoint"
 def test_the_schema_refuses_bad_values_by_field(
     helm: Path, chart: Path, values: str, field: str
 ) -> None:
-    error = refused(helm, chart, values)
+    error = refused(helm, values, chart=chart)
     assert "values don't meet the specifications of the schema" in error
     assert field in error

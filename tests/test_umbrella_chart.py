@@ -8,68 +8,34 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-CHARTS = ROOT / "charts"
-UMBRELLA = CHARTS / "sukverse"
-SERVICE_CHART = CHARTS / "sukverse-service"
-SERVICES = ["auth", "user_mgmt", "workshop", "quiz", "analytics", "certificate"]
+from tests.charts import (
+    CHARTS,
+    NAMESPACE,
+    RELEASE,
+    ROOT,
+    SERVICE_CHART,
+    SERVICES,
+    UMBRELLA,
+    container,
+    kinds,
+    name,
+    refused,
+    render,
+    run,
+)
+
 PORTS = dict(zip(SERVICES, range(8000, 8006), strict=True))
-RELEASE, NAMESPACE = "sukverse", "learn"
 
 pytestmark = pytest.mark.real
 
 
-def run(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(helm), *args], capture_output=True, text=True, check=False, timeout=120
-    )
-
-
 PROMETHEUS_RULES = "monitoring.coreos.com/v1/PrometheusRule"
-
-
-def render(
-    helm: Path, *sets: str, chart: Path = UMBRELLA, upgrade: bool = False, apis: str = ""
-) -> list[dict[str, Any]]:
-    args = ["template", RELEASE, str(chart), "--namespace", NAMESPACE]
-    if upgrade:
-        args.append("--is-upgrade")
-    if apis:
-        args += ["--api-versions", apis]
-    for item in sets:
-        args += ["--set-json", item]
-    result = run(helm, *args)
-    assert result.returncode == 0, result.stderr
-    return [d for d in yaml.safe_load_all(result.stdout) if d]
-
-
-def refused(helm: Path, *sets: str) -> str:
-    args = ["template", RELEASE, str(UMBRELLA)]
-    for item in sets:
-        args += ["--set-json", item]
-    result = run(helm, *args)
-    assert result.returncode != 0, "the values were accepted"
-    return result.stderr
-
-
-def kinds(documents: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {d["metadata"]["name"]: d for d in documents if d["kind"] == kind}
-
-
-def name(service: str) -> str:
-    return f"{RELEASE}-{service.replace('_', '-')}"
-
-
-def container(deployment: dict[str, Any]) -> dict[str, Any]:
-    (first,) = deployment["spec"]["template"]["spec"]["containers"]
-    return dict(first)
 
 
 def env_of(deployment: dict[str, Any]) -> dict[str, str]:
