@@ -176,7 +176,7 @@ def tracing_section() -> list[str]:
         f"{tracing.ROUNDS} rounds; each ratio is a round's on/off, and the median is reported",
         "with the span of the rounds'. On means `OTEL_EXPORTER_OTLP_ENDPOINT` names a Jaeger v2",
         "from hack/jaeger.sh (in-memory storage, on this machine), with a parent-based sampler",
-        "keeping no trace, a hundredth, a tenth (the charts' default) or every one. `/auth/me`:",
+        "keeping no trace, a hundredth (the charts' default), a tenth or every one. `/auth/me`:",
         f"`sukverse serve auth` on SQLite, `wrk` with 16 connections for {tracing.SECONDS} s,",
         "each request a trace of its own. The pipeline: the SQLite row of the events section",
         f"with {tracing.PIPELINE_EVENTS:,} events, both its processes traced: each outbox write",

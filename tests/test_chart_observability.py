@@ -74,7 +74,7 @@ def expected(deployment: str, **extra: str) -> dict[str, str]:
     return {
         "OTEL_EXPORTER_OTLP_ENDPOINT": COLLECTOR,
         "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+        "OTEL_TRACES_SAMPLER_ARG": "0.01",
         "OTEL_RESOURCE_ATTRIBUTES": (
             f"deployment.environment.name=prod,k8s.deployment.name={deployment},"
             f"k8s.namespace.name={NAMESPACE},team=a%2Cb%3Dc%25"
@@ -144,7 +144,7 @@ def test_the_variables_are_what_the_opentelemetry_sdk_reads(
         "k8s.deployment.name": name("quiz"),
     }
     sampler = TracerProvider().sampler.get_description()
-    assert sampler.startswith("ParentBased{root:TraceIdRatioBased{0.1}")
+    assert sampler.startswith("ParentBased{root:TraceIdRatioBased{0.01}")
 
 
 RATIO = "parentbased_traceidratio"

@@ -126,7 +126,7 @@ from their Secret. As the service chart renders them; the service's name is the 
   value: {{ $sampler | quote }}
 {{- if hasSuffix "traceidratio" $sampler }}
 - name: OTEL_TRACES_SAMPLER_ARG
-  value: {{ ternary $tracing.samplerArg "0.1" (hasKey $tracing "samplerArg") | toString | quote }}
+  value: {{ ternary $tracing.samplerArg "0.01" (hasKey $tracing "samplerArg") | toString | quote }}
 {{- end }}
 {{- $attributes := dict "k8s.namespace.name" $.Release.Namespace "k8s.deployment.name" (include "sukverse-operator.fullname" $) }}
 {{- $attributes = merge (deepCopy ($tracing.resourceAttributes | default dict)) $attributes }}

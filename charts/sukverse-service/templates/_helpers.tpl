@@ -188,7 +188,7 @@ headers, a secret, are never here: see tracingHeaders. The operator chart render
 {{- $_ := set $variables "OTEL_EXPORTER_OTLP_ENDPOINT" . -}}
 {{- $_ := set $variables "OTEL_TRACES_SAMPLER" $sampler -}}
 {{- if hasSuffix "traceidratio" $sampler -}}
-{{- $_ := set $variables "OTEL_TRACES_SAMPLER_ARG" (ternary $tracing.samplerArg "0.1" (hasKey $tracing "samplerArg") | toString) -}}
+{{- $_ := set $variables "OTEL_TRACES_SAMPLER_ARG" (ternary $tracing.samplerArg "0.01" (hasKey $tracing "samplerArg") | toString) -}}
 {{- end -}}
 {{- $attributes := dict "k8s.namespace.name" $.Release.Namespace "k8s.deployment.name" (include "sukverse-service.fullname" $) -}}
 {{- $attributes = merge (deepCopy ($tracing.resourceAttributes | default dict)) $attributes -}}
