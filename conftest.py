@@ -33,6 +33,18 @@ from sukverse_common.settings import ServiceSettings
 HACK = Path(__file__).resolve().parent / "hack"
 
 
+# The operator's tests live under `operator/`, and pytest's importlib import mode names their
+# module `operator.tests.test_plan`, registering the folder as a namespace package
+# `operator` in place of the standard library's module: whatever imports `operator` after
+# that (matplotlib does) gets the folder. Each collected module puts the standard one back.
+_STDLIB_OPERATOR = sys.modules["operator"]
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if sys.modules.get("operator") is not _STDLIB_OPERATOR:
+        sys.modules["operator"] = _STDLIB_OPERATOR
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests see only the settings they set, never the developer's SUKVERSE_* variables."""
