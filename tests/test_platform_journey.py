@@ -508,16 +508,22 @@ async def test_a_cohort_from_csv_import_to_verified_certificates_across_six_serv
         exposition = await metrics("analytics")
         assert not any(user_id in exposition for user_id in ids.values())  # no per-student
         gauges = {
-            (name, labels.get("workshop_id")): value
+            (name, labels.get("workshop_id"), labels.get("range")): value
             for name, labels, value in samples(exposition)
             if name.startswith("sukverse_workshop_")
         }
+        # The completion histogram above, as students per range of percent.
+        histogram = dict(zip(range(0, 100, 10), [1, 0, 0, 0, 0, 1, 0, 1, 0, 3], strict=True))
         assert gauges == {
-            ("sukverse_workshop_enrolled", workshop_id): 6,
-            ("sukverse_workshop_completion_percent", workshop_id): 70.833,
-            ("sukverse_workshop_average_quiz_score", workshop_id): 85.0,
-            ("sukverse_workshop_at_risk", workshop_id): 3,
-            ("sukverse_workshop_certificates_issued", workshop_id): 2,
+            ("sukverse_workshop_enrolled", workshop_id, None): 6,
+            ("sukverse_workshop_completion_percent", workshop_id, None): 70.833,
+            ("sukverse_workshop_average_quiz_score", workshop_id, None): 85.0,
+            ("sukverse_workshop_at_risk", workshop_id, None): 3,
+            ("sukverse_workshop_certificates_issued", workshop_id, None): 2,
+            **{
+                ("sukverse_workshop_completion_students", workshop_id, f"{low}-{low + 10}"): count
+                for low, count in histogram.items()
+            },
         }
 
         # -- 6. exactly ada and cyd hold a certificate ---------------------------------
