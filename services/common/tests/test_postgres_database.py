@@ -199,3 +199,30 @@ async def test_relays_draining_at_once_publish_every_event_once_in_commit_order(
     async with database.sessions() as session:
         unpublished = select(func.count()).where(tables.outbox.c.published_at.is_(None))
         assert await session.scalar(unpublished) == 0
+
+
+def sample(metrics: Metrics, name: str) -> float:
+    value = metrics.registry.get_sample_value(name, {"service": "pool"})
+    assert value is not None, name
+    return value
+
+
+async def test_the_pool_reports_its_size_use_and_the_checkouts_that_had_to_wait(url: str) -> None:
+    metrics = Metrics("pool")
+    engine = create_engine(url, pool_size=1, metrics=metrics)  # one, and one of overflow
+    try:
+        assert sample(metrics, "sukverse_db_pool_size") == 2
+        first, second = await engine.connect(), await engine.connect()
+        assert sample(metrics, "sukverse_db_pool_connections_in_use") == 2
+        assert sample(metrics, "sukverse_db_pool_wait_seconds_count") == 0  # none waited yet
+        third = asyncio.create_task(engine.connect().start())
+        await asyncio.sleep(0.2)
+        assert not third.done()  # the pool is exhausted: it waits for a check-in
+        await first.close()
+        await (await third).close()
+        await second.close()
+        assert sample(metrics, "sukverse_db_pool_wait_seconds_count") == 1
+        assert sample(metrics, "sukverse_db_pool_wait_seconds_sum") >= 0.2
+        assert sample(metrics, "sukverse_db_pool_connections_in_use") == 0
+    finally:
+        await engine.dispose()
