@@ -326,13 +326,23 @@ def _messaging(operation: str, system: str, destination: str, **attributes: Any)
     }
 
 
-@contextmanager
-def creating(topic: str, *, count: int, system: str) -> Iterator[dict[str, str] | None]:
-    """A `create` span for events written to the outbox; yields the trace context each
-    event carries (its CloudEvents `traceparent` and `tracestate`), or None when off."""
+def creating(
+    topic: str, *, count: int, system: str
+) -> AbstractContextManager[dict[str, str] | None]:
+    """A `create` span for events written to the outbox; gives the trace context each
+    event carries (its CloudEvents `traceparent` and `tracestate`), or None when off (then
+    at the cost of returning a shared no-op: every write of every request comes here)."""
     if _tracer is None:
-        yield None
-        return
+        return _OFF
+    return _creating(topic, count=count, system=system)
+
+
+_OFF: nullcontext[None] = nullcontext()
+
+
+@contextmanager
+def _creating(topic: str, *, count: int, system: str) -> Iterator[dict[str, str] | None]:
+    assert _tracer is not None
     from opentelemetry import propagate, trace
 
     dropped = _DROPPED.get()
