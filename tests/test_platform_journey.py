@@ -505,16 +505,9 @@ async def test_a_cohort_from_csv_import_to_verified_certificates_across_six_serv
                 [("behind_pace", "87.5 points behind the cohort's median of 87.5% (threshold 25)")],
             ),
         }
-        exposition = await metrics("analytics")
-        assert not any(user_id in exposition for user_id in ids.values())  # no per-student
-        gauges = {
-            (name, labels.get("workshop_id"), labels.get("range")): value
-            for name, labels, value in samples(exposition)
-            if name.startswith("sukverse_workshop_")
-        }
         # The completion histogram above, as students per range of percent.
         histogram = dict(zip(range(0, 100, 10), [1, 0, 0, 0, 0, 1, 0, 1, 0, 3], strict=True))
-        assert gauges == {
+        expected_gauges = {
             ("sukverse_workshop_enrolled", workshop_id, None): 6,
             ("sukverse_workshop_completion_percent", workshop_id, None): 70.833,
             ("sukverse_workshop_average_quiz_score", workshop_id, None): 85.0,
@@ -525,6 +518,19 @@ async def test_a_cohort_from_csv_import_to_verified_certificates_across_six_serv
                 for low, count in histogram.items()
             },
         }
+
+        async def gauges() -> dict[tuple[str, str | None, str | None], float]:
+            return {
+                (name, labels.get("workshop_id"), labels.get("range")): value
+                for name, labels, value in samples(await metrics("analytics"))
+                if name.startswith("sukverse_workshop_")
+            }
+
+        # The gauges are a snapshot at most gauges_max_age_seconds old, and the scrapes
+        # that waited for the events above may have taken one before the last of them.
+        await until(gauges, lambda seen: seen == expected_gauges, "analytics' gauges")
+        exposition = await metrics("analytics")
+        assert not any(user_id in exposition for user_id in ids.values())  # no per-student
 
         # -- 6. exactly ada and cyd hold a certificate ---------------------------------
         issued = await certificates.call("GET", f"/certificates?workshop_id={workshop_id}")
