@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import sys
 
 from aiohttp import web
 
 
+ME = {  # the shape and size of an `/auth/me` answer
+    "id": "0b7e2b8a-2f9f-4a43-9d8e-1f2b3c4d5e6f",
+    "email": "bench0@example.com",
+    "full_name": "B 0",
+    "roles": ["student"],
+    "created_at": "2026-12-06T16:23:33.479486Z",
+    "scope": ["attempt:write", "certificate:read", "progress:write", "quiz:read", "workshop:read"],
+}
+
+
+COMPACT = functools.partial(json.dumps, separators=(",", ":"))
+
+
 async def hello(_: web.Request) -> web.Response:
-    return web.json_response({"id": "0b7e2b8a-2f9f-4a43-9d8e-1f2b3c4d5e6f", "email": "a@b.c"})
+    return web.json_response(ME, dumps=COMPACT)
 
 
 async def record(request: web.Request) -> web.Response:

@@ -253,7 +253,10 @@ def render(result: Any, status: int) -> web.StreamResponse:
     if result is None:
         return web.Response(status=204 if status == 200 else status)
     if isinstance(result, BaseModel):
-        return web.Response(body=result.model_dump_json(), status=status, content_type=JSON)
+        # Bytes straight from the serializer: a str body would take aiohttp's payload
+        # look-up and be encoded again on every response.
+        body = result.__pydantic_serializer__.to_json(result)
+        return web.Response(body=body, status=status, content_type=JSON)
     raise TypeError(f"a handler returned {type(result).__name__}")
 
 

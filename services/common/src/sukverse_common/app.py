@@ -7,6 +7,7 @@ import contextlib
 import functools
 import gc
 import itertools
+import logging
 import re
 import secrets
 import time
@@ -113,14 +114,15 @@ async def _serve(request: web.Request, handler: Handler, route: str) -> web.Stre
         in_flight.dec()
         status = response.status if response is not None else 500
         metrics.observe_request(request.method, route, status, elapsed)
-        log.info(
-            "request",
-            method=request.method,
-            route=route,
-            path=request.path,
-            status=status,
-            duration_ms=round(elapsed * 1000, 2),
-        )
+        if log.is_enabled_for(logging.INFO):  # the line's fields are not built when it is not
+            log.info(
+                "request",
+                method=request.method,
+                route=route,
+                path=request.path,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )
         logs.request_id.reset(bound)
 
 
