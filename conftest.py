@@ -436,7 +436,7 @@ class ServiceProcess:
     def command(self, *args: str) -> None:
         """Run another `sukverse` command (such as `migrate`) with the same settings."""
         result = subprocess.run(
-            [sys.executable, "-m", "sukverse_platform.cli", *args],
+            [sys.executable, "-m", "sukverse_platform", *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -449,7 +449,7 @@ class ServiceProcess:
         with self.log_path.open("ab") as log:
             serve = ["serve", self.name, "--port", str(self.port)]
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "sukverse_platform.cli", *serve],
+                [sys.executable, "-m", "sukverse_platform", *serve],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -142,7 +142,7 @@ class Operator:
                 [
                     sys.executable,
                     "-m",
-                    "sukverse_platform.cli",
+                    "sukverse_platform",
                     "operator",
                     f"--liveness=http://127.0.0.1:{self.port}/healthz",
                     *metrics,

@@ -66,8 +66,10 @@ def http_json(
         return json.loads(response.read() or b"null")
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> float:
-    """Seconds until `url` answers 200, polling every 10 ms."""
+def wait_ready(
+    url: str, process: subprocess.Popen[bytes], timeout: float = 60, poll: float = 0.01
+) -> float:
+    """Seconds until `url` answers 200, polling every `poll` seconds."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
         if process.poll() is not None:
@@ -78,7 +80,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) 
                     return time.perf_counter() - started
         except OSError:
             pass
-        time.sleep(0.01)
+        time.sleep(poll)
     raise RuntimeError(f"{url} was not ready within {timeout} s")
 
 
@@ -128,7 +130,7 @@ def hack_server(script: str, directory: Path) -> Iterator[str]:
 
 
 def sukverse(*args: str) -> list[str]:
-    return [sys.executable, "-m", "sukverse_platform.cli", *args]
+    return [sys.executable, "-m", "sukverse_platform", *args]
 
 
 @dataclass(frozen=True)

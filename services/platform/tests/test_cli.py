@@ -80,7 +80,7 @@ class Platform:
             [
                 sys.executable,
                 "-m",
-                "sukverse_platform.cli",
+                "sukverse_platform",
                 "up",
                 "--port-base",
                 str(self.port_base),
@@ -158,7 +158,7 @@ def test_bad_settings_stop_with_a_clear_message(tmp_path: Path) -> None:
         "SUKVERSE_MAX_BODY_BYTES": "ten",
     }
     result = subprocess.run(
-        [sys.executable, "-m", "sukverse_platform.cli", "up"],
+        [sys.executable, "-m", "sukverse_platform", "up"],
         env=env,
         capture_output=True,
         text=True,
@@ -284,7 +284,7 @@ def sukverse(platform: Platform, *args: str, stdin: str = "") -> subprocess.Comp
         **{f"SUKVERSE_{name.upper()}_URL": platform.service_url(name) for name in SERVICES},
     }
     return subprocess.run(
-        [sys.executable, "-m", "sukverse_platform.cli", *args],
+        [sys.executable, "-m", "sukverse_platform", *args],
         env=env,
         input=stdin,
         capture_output=True,
@@ -422,3 +422,28 @@ def test_every_link_of_the_readme_resolves_in_the_repository() -> None:
     missing = sorted(link for link in links if not (root / link).exists())
     assert not missing
     assert all((root / link).resolve().is_relative_to(root) for link in links)
+
+
+def test_the_command_resumes_the_collector_it_pauses_for_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sukverse` pauses garbage collection while its modules load; a command that serves
+    nothing turns it back on once its arguments are read, and a service once it is ready
+    (`freeze_startup_objects`, held by the up tests above)."""
+    import gc
+
+    from sukverse_common.app import freeze_startup_objects
+    from sukverse_platform import main
+
+    monkeypatch.setenv("SUKVERSE_DATA_DIR", str(tmp_path))
+    thresholds = gc.get_threshold()
+    try:
+        assert main(["migrate", "workshop"]) == 0
+        assert gc.isenabled()
+        gc.disable()
+        freeze_startup_objects()
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)

@@ -15,7 +15,6 @@ from sukverse_certificate.badges import Award, BadgeKeys, credential, sign
 from sukverse_certificate.domain import narrative, render
 from sukverse_certificate.issuing import criteria_of, evaluate_everyone
 from sukverse_certificate.models import EXTERNAL_KEY_INDEX, Certificate, Template
-from sukverse_certificate.pdf import Printable, markdown_literal, render_pdf
 from sukverse_certificate.schemas import (
     CertificateOut,
     CertificateSummary,
@@ -356,6 +355,10 @@ class CertificateService:
         async with self.database.sessions() as session:
             certificate = await self._visible(session, caller, certificate_id)
             full = await self._full(session, certificate)
+        # The PDF libraries are loaded with the first PDF, not with the service: most
+        # processes never draw one, and they take longer to load (0.17 s) than the app.
+        from sukverse_certificate.pdf import Printable, markdown_literal, render_pdf
+
         # The template's text is Markdown; the names filled into it are not.
         values = self._values(certificate, full.name, full.workshop)
         literal = {key: markdown_literal(value) for key, value in values.items()}

@@ -32,7 +32,6 @@ from sukverse_common.errors import (
 )
 from sukverse_common.events.bus import Bus, InMemoryBus
 from sukverse_common.events.inbox import EventConsumer, InboxDispatcher
-from sukverse_common.events.kafka import KafkaBus
 from sukverse_common.events.outbox import MessagingTables, Outbox, OutboxRelay
 from sukverse_common.events.retention import Retention, RetentionSweeper
 from sukverse_common.keys import (
@@ -201,9 +200,7 @@ def create_service_app(
     app = web.Application(middlewares=[service_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = Metrics(settings.service_name)
-    app[BUS] = bus if bus is not None else build_bus(settings)
-    if isinstance(built := app[BUS], KafkaBus):
-        built.metrics = app[METRICS]
+    app[BUS] = bus if bus is not None else build_bus(settings, app[METRICS])
     app[OUTBOX] = Outbox(messaging.outbox, system=app[BUS].system)
     app[VERIFIER] = verifier or TokenVerifier(
         load_keys=jwks_loader(f"{settings.auth_url.rstrip('/')}/.well-known/jwks.json"),
@@ -239,15 +236,24 @@ def freeze_startup_objects() -> None:
     for the life of the process, and every full collection used to walk them: under load
     that came to a fifth of a consumer's CPU. Objects allocated later are collected as
     before, the young ones every `YOUNG_GENERATION_THRESHOLD` allocations (5-9% more
-    events through the pipeline). Call once, when the process is ready to serve."""
+    events through the pipeline). Call once, when the process is ready to serve; the
+    collector runs from then on even if it was paused while start-up loaded."""
+    gc.enable()
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def build_bus(settings: ServiceSettings) -> Bus:
-    """The bus the settings choose: in-process, or Kafka (not started)."""
-    return KafkaBus.from_settings(settings) if settings.bus == "kafka" else InMemoryBus()
+def build_bus(settings: ServiceSettings, metrics: Metrics | None = None) -> Bus:
+    """The bus the settings choose: in-process, or Kafka (not started) reporting its
+    consumer lag in `metrics`. aiokafka is loaded only for the second."""
+    if settings.bus != "kafka":
+        return InMemoryBus()
+    from sukverse_common.events.kafka import KafkaBus
+
+    bus = KafkaBus.from_settings(settings)
+    bus.metrics = metrics
+    return bus
 
 
 def _database_ctx(migrations: str) -> CleanupContext:

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy.ext.asyncio
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
     DateTime,
@@ -47,6 +44,9 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolRese
 from sqlalchemy.types import TypeDecorator
 
 from sukverse_common.metrics import Metrics
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 REVISION_FILE_TEMPLATE = "%%(year)d%%(month).2d%%(day).2d_%%(rev)s_%%(slug)s"
 
@@ -492,7 +492,10 @@ class Database:
 
 
 def alembic_config(url: str, script_location: str) -> Config:
-    """An Alembic config for a service's `package:migrations` directory and a database URL."""
+    """An Alembic config for a service's `package:migrations` directory and a database URL.
+    Alembic is imported when migrations are looked at, not with this module."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", script_location)
     config.set_main_option("file_template", REVISION_FILE_TEMPLATE)
@@ -501,19 +504,33 @@ def alembic_config(url: str, script_location: str) -> Config:
 
 
 def _current_heads(connection: Connection) -> set[str]:
+    from alembic.runtime.migration import MigrationContext
+
     return set(MigrationContext.configure(connection).get_current_heads())
 
 
 async def schema_is_current(engine: AsyncEngine, script_location: str) -> bool:
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config("", script_location))
     async with engine.connect() as conn:
         current = await conn.run_sync(_current_heads)
     return current == set(script.get_heads())
 
 
+_MIGRATING = threading.Lock()
+
+
 async def upgrade(url: str, script_location: str) -> None:
-    """`alembic upgrade head`, in a thread: Alembic's env runs its own event loop."""
-    await asyncio.to_thread(command.upgrade, alembic_config(url, script_location), "head")
+    """`alembic upgrade head`, in a thread: Alembic's env runs its own event loop. One
+    upgrade at a time in a process: Alembic's `context` and `op` are module globals."""
+    from alembic import command
+
+    def run() -> None:
+        with _MIGRATING:
+            command.upgrade(alembic_config(url, script_location), "head")
+
+    await asyncio.to_thread(run)
 
 
 def run_migrations(target_metadata: Any) -> None:

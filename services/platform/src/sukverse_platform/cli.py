@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib.metadata
 import os
 import signal
@@ -18,14 +19,12 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from sukverse_auth.settings import AuthSettings
 from sukverse_common import db, machine_clients, tracing
 from sukverse_common.app import freeze_startup_objects
 from sukverse_common.events.bus import InMemoryBus
 from sukverse_common.logs import configure_logging
 from sukverse_common.settings import ServiceSettings
 from sukverse_platform.registry import DEFAULT_PORT_BASE, SERVICES, ServiceSpec
-from sukverse_user_mgmt.settings import UserMgmtSettings
 
 log = structlog.get_logger("sukverse")
 VERSION = importlib.metadata.version("sukverse")
@@ -52,6 +51,7 @@ async def _serve(
         loop.add_signal_handler(signum, stop.set)
     runners: list[web.AppRunner] = []
     try:
+        planned: list[tuple[ServiceSpec, ServiceSettings, web.AppRunner]] = []
         for spec in specs:
             if port_base is not None:
                 port = port_base + spec.default_port - DEFAULT_PORT_BASE
@@ -61,8 +61,19 @@ async def _serve(
             runner = web.AppRunner(
                 spec.app(settings, bus=shared_bus), access_log=None, handle_signals=False
             )
-            await runner.setup()
-            runners.append(runner)
+            planned.append((spec, settings, runner))
+        # The services' start-ups (migrations, keys, the first account's hash) wait on disk
+        # and on threads: side by side, each overlaps the others' waits.
+        outcomes = await asyncio.gather(
+            *(runner.setup() for _, _, runner in planned), return_exceptions=True
+        )
+        runners += [
+            runner for (_, _, runner), out in zip(planned, outcomes, strict=True) if out is None
+        ]
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        for spec, settings, runner in planned:
             await web.TCPSite(runner, settings.host, settings.port).start()
             log.info(
                 "service listening",
@@ -87,6 +98,9 @@ async def _serve(
 def embedded_clients(data_dir: Path | None) -> dict[str, dict[str, Any]]:
     """The settings that give the embedded platform its machine clients: the secrets of the
     operator and of user_mgmt, kept in the data directory, unless the settings name them."""
+    from sukverse_auth.settings import AuthSettings  # `up` alone needs these two
+    from sukverse_user_mgmt.settings import UserMgmtSettings
+
     auth = AuthSettings() if data_dir is None else AuthSettings(data_dir=data_dir)
     clients: dict[str, Any] = machine_clients.load_or_create(auth.data_dir)
     user_mgmt = UserMgmtSettings()
@@ -135,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     get = commands.add_parser("get", help="list the cohorts applied without Kubernetes")
     get.add_argument("what", choices=["cohorts", "cohort", "sukversecohorts"])
     args = parser.parse_args(argv)
+    if args.command not in {"up", "serve"}:
+        gc.enable()  # a service resumes it when ready
 
     if args.command in {"operator", "apply", "delete", "get"}:
         return _cohorts(args)
@@ -237,7 +253,3 @@ def _cohorts(args: argparse.Namespace) -> int:
         if result.invitations is not None:
             print(f"  set-password tokens of the new accounts: {result.invitations}")
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

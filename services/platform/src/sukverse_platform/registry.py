@@ -1,24 +1,19 @@
 """The services the platform knows, each with its settings and application factory.
 
-A service's application (and everything it imports) is loaded only when that service
-runs, so `sukverse serve auth` does not carry the PDF and imaging libraries of the
-certificate service."""
+A service's settings and application (and everything they import) are loaded only when
+that service runs, so `sukverse serve auth` does not carry the PDF and imaging libraries of
+the certificate service."""
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from functools import cached_property
 
 from aiohttp import web
 
-from sukverse_analytics.settings import AnalyticsSettings
-from sukverse_auth.settings import AuthSettings
-from sukverse_certificate.settings import CertificateSettings
 from sukverse_common.events.bus import Bus
 from sukverse_common.settings import ServiceSettings
-from sukverse_quiz.settings import QuizSettings
-from sukverse_user_mgmt.settings import UserMgmtSettings
-from sukverse_workshop.settings import WorkshopSettings
 
 DEFAULT_PORT_BASE = 8000
 
@@ -26,11 +21,19 @@ DEFAULT_PORT_BASE = 8000
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
-    settings: type[ServiceSettings]
+    settings_class: str  # in the service's `settings` module
 
     @property
     def package(self) -> str:
         return f"sukverse_{self.name}"
+
+    @cached_property
+    def settings(self) -> type[ServiceSettings]:
+        """The service's settings class, imported when first asked for: `serve NAME` loads
+        the settings of that service alone."""
+        module = importlib.import_module(f"{self.package}.settings")
+        settings: type[ServiceSettings] = getattr(module, self.settings_class)
+        return settings
 
     @property
     def migrations(self) -> str:
@@ -50,11 +53,11 @@ class ServiceSpec:
 SERVICES: dict[str, ServiceSpec] = {
     spec.name: spec
     for spec in (
-        ServiceSpec("auth", AuthSettings),
-        ServiceSpec("user_mgmt", UserMgmtSettings),
-        ServiceSpec("workshop", WorkshopSettings),
-        ServiceSpec("quiz", QuizSettings),
-        ServiceSpec("analytics", AnalyticsSettings),
-        ServiceSpec("certificate", CertificateSettings),
+        ServiceSpec("auth", "AuthSettings"),
+        ServiceSpec("user_mgmt", "UserMgmtSettings"),
+        ServiceSpec("workshop", "WorkshopSettings"),
+        ServiceSpec("quiz", "QuizSettings"),
+        ServiceSpec("analytics", "AnalyticsSettings"),
+        ServiceSpec("certificate", "CertificateSettings"),
     )
 }

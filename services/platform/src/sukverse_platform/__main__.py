@@ -1,0 +1,7 @@
+"""`python -m sukverse_platform`: the `sukverse` command."""
+
+import sys
+
+from sukverse_platform import main
+
+sys.exit(main())
