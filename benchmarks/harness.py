@@ -231,3 +231,41 @@ def percentile(values: Sequence[float], q: float) -> float:
 def rss_mb(pid: int) -> float:
     rss: int = psutil.Process(pid).memory_info().rss
     return rss / 2**20
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """A measure and its baseline, taken in turn in each round of one run: the ratio that
+    counts is the median of the rounds' ratios, reported with their spread."""
+
+    values: list[float]
+    baselines: list[float]
+
+    @property
+    def ratios(self) -> list[float]:
+        return [v / b for v, b in zip(self.values, self.baselines, strict=True)]
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+    @property
+    def value(self) -> float:
+        return statistics.median(self.values)
+
+    @property
+    def baseline(self) -> float:
+        return statistics.median(self.baselines)
+
+    def spread(self, percent: bool) -> str:
+        low, high = min(self.ratios), max(self.ratios)
+        span = f"{low:.1%} to {high:.1%}" if percent else f"{low:.2f}x to {high:.2f}x"
+        return f"the median of {len(self.values)} rounds, whose ratios spanned {span}"
+
+
+def figure(text: str) -> float:
+    """The number a row's cell shows: `44%`, `3.1x`, `571`."""
+    found = re.search(r"-?\d+(?:\.\d+)?", text.replace(",", ""))
+    if found is None:
+        raise ValueError(f"no figure in {text!r}")
+    return float(found.group())

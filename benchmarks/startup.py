@@ -11,11 +11,10 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.auth import Row
-from benchmarks.harness import ROOT, data_dir, free_port, process, sukverse, wait_ready
+from benchmarks.harness import ROOT, Rounds, data_dir, free_port, process, sukverse, wait_ready
 
 ROUNDS = 5
 SERVICES = ("auth", "user_mgmt", "workshop", "quiz", "analytics", "certificate")
@@ -48,24 +47,15 @@ def up(path: Path) -> float:
     return ready(args, "/readyz", port, {"SUKVERSE_DATA_DIR": str(path)})
 
 
-@dataclass
-class Series:
-    """A measure's value in each round, and its ratio to a baseline of the same round."""
-
-    values: list[float]
-    ratios: list[float]
-
-    def row(self, name: str, baseline: str, target: float) -> Row:
-        ratio = statistics.median(self.ratios)
-        return Row(
-            name,
-            f"{statistics.median(self.values):.3f}",
-            f"{baseline}; the median of {len(self.values)} rounds, whose ratios spanned "
-            f"{min(self.ratios):.2f}x to {max(self.ratios):.2f}x",
-            f"{ratio:.2f}x",
-            f"<= {target:g}x",
-            ratio <= target,
-        )
+def row(name: str, rounds: Rounds, baseline: str, target: float) -> Row:
+    return Row(
+        name,
+        f"{rounds.value:.3f}",
+        f"{baseline} {rounds.baseline:.3f} s; {rounds.spread(percent=False)}",
+        f"{rounds.ratio:.2f}x",
+        f"<= {target:g}x",
+        rounds.ratio <= target,
+    )
 
 
 def importtime(name: str) -> list[str]:
@@ -119,38 +109,42 @@ def run() -> tuple[list[Row], list[str]]:
             fresh.append(up(path))
             again.append(up(path))
 
-    def against(values: list[float], baselines: list[float]) -> Series:
-        return Series(values, [v / b for v, b in zip(values, baselines, strict=True)])
-
-    base = f"bare aiohttp application {statistics.median(bare_times):.3f} s"
-    floor = f"library floor {statistics.median(floors):.3f} s"
+    bare_app, floor = "bare aiohttp application", "library floor"
     rows = [
-        against(floors, bare_times).row(
+        row(
             "the library floor: the bare application after the libraries' imports (s)",
-            base,
+            Rounds(floors, bare_times),
+            bare_app,
             SERVE_TARGET,
         )
     ]
     for name in SERVICES:
         rows.append(
-            against(served[name], bare_times).row(
-                f"`sukverse serve {name}` ready, new data dir (s)", base, SERVE_TARGET
+            row(
+                f"`sukverse serve {name}` ready, new data dir (s)",
+                Rounds(served[name], bare_times),
+                bare_app,
+                SERVE_TARGET,
             )
         )
     for name in SERVICES:
         rows.append(
-            against(served[name], floors).row(
-                f"`sukverse serve {name}` against the library floor (s)", floor, FLOOR_TARGET
+            row(
+                f"`sukverse serve {name}` against the library floor (s)",
+                Rounds(served[name], floors),
+                floor,
+                FLOOR_TARGET,
             )
         )
-    rows.append(
-        against(fresh, bare_times).row("`sukverse up` ready, new data dir (s)", base, UP_TARGET)
-    )
-    rows.append(
-        against(again, bare_times).row(
-            "`sukverse up` ready, existing data dir (s)", base, UP_TARGET
+    for label, values in (("new", fresh), ("existing", again)):
+        rows.append(
+            row(
+                f"`sukverse up` ready, {label} data dir (s)",
+                Rounds(values, bare_times),
+                bare_app,
+                UP_TARGET,
+            )
         )
-    )
     for label, values in (("new", fresh), ("existing", again)):
         seconds = statistics.median(values)
         rows.append(
@@ -168,6 +162,6 @@ def run() -> tuple[list[Row], list[str]]:
 
 if __name__ == "__main__":
     found, imports = run()
-    for row in found:
-        print(row)
+    for line in found:
+        print(line)
     print("\n".join(imports))

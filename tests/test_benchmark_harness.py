@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.harness import parse_wrk
+from benchmarks.harness import Rounds, parse_wrk
 
 REPORT = """\
 Running 10s test @ http://127.0.0.1:41234/auth/login
@@ -26,3 +26,48 @@ def test_percentiles_come_from_the_distribution_not_from_a_spread_ending_in_50_p
     result = parse_wrk(REPORT)
     assert (result.p50_ms, result.p99_ms) == (287.11, 1200.0)
     assert (result.requests_per_second, result.requests, result.errors) == (27.37, 274, 2)
+
+
+def test_rounds_judge_the_median_of_the_ratios_and_report_their_span() -> None:
+    # Each round's ratio is against its own baseline: the rounds' ratios are 0.5, 0.4 and
+    # 0.6, so the median ratio is 0.5, not the ratio of the medians (20 / 50 = 0.4).
+    rounds = Rounds(values=[20.0, 20.0, 30.0], baselines=[40.0, 50.0, 50.0])
+    assert rounds.ratios == [0.5, 0.4, 0.6]
+    assert (rounds.ratio, rounds.value, rounds.baseline) == (0.5, 20.0, 50.0)
+    assert (
+        rounds.spread(percent=True) == "the median of 3 rounds, whose ratios spanned 40.0% to 60.0%"
+    )
+    assert rounds.spread(percent=False).endswith("spanned 0.40x to 0.60x")
+
+
+def test_a_section_measured_again_replaces_its_own_and_says_when() -> None:
+    from benchmarks.__main__ import splice
+
+    results = "# Benchmark results\n\nintro\n\n## A\n\nold a\n\n## B\n\nold b\n"
+    again = splice(results, ["## A", "", "new a"])
+    assert "old a" not in again and "old b" in again
+    assert again.index("new a") < again.index("## B")
+    assert "This section was measured" in again.split("## B")[0]
+    added = splice(again, ["## C", "", "c"])
+    assert added.startswith(again.rstrip("\n")) and added.endswith("c\n")
+    last = splice(results, ["## B", "", "new b"])
+    assert last.endswith("new b\n") and "old a" in last
+
+
+def test_a_section_in_rounds_keeps_each_rows_median_round_and_judges_it() -> None:
+    from benchmarks.auth import Row, in_rounds
+
+    figures = iter([(0.20, 9.0), (0.40, 30.0), (0.30, 12.0)])
+
+    def once() -> list[Row]:
+        ratio, p99 = next(figures)
+        return [
+            Row("writes (req/s)", "100", "bare 400", f"{ratio:.0%}", ">= 25%", ratio >= 0.25),
+            Row("p99 (ms)", f"{p99:.1f}", "p50 3 ms", "-", "< 20", p99 < 20),
+        ]
+
+    writes, p99 = in_rounds(once, 3)
+    assert (writes.ratio, writes.met) == ("30%", True)  # the rounds' 20% would have failed
+    assert writes.baseline == "bare 400; the median of 3 rounds, whose ratios spanned 20% to 40%"
+    assert (p99.value, p99.met) == ("12.0", True)
+    assert p99.baseline.endswith("whose values spanned 9.0 to 30.0")

@@ -52,9 +52,14 @@ class Hasher:
         )
         self._running = 0
         self._idle_trim: asyncio.TimerHandle | None = None
-        # Verified against when an account does not exist, so the answer takes as long.
-        self._decoy = self._argon2.hash(secrets.token_urlsafe(32))
+        # Verified against when an account does not exist, so the answer takes as long;
+        # hashed on the pool, so that start-up does not wait for it.
+        self._decoy = self._pool.submit(self._new_decoy)
+
+    def _new_decoy(self) -> str:
+        decoy = self._argon2.hash(secrets.token_urlsafe(32))
         _release_free_memory()
+        return decoy
 
     async def _run(self, work: Callable[..., T], *args: str) -> T:
         loop = asyncio.get_running_loop()
@@ -82,8 +87,10 @@ class Hasher:
         # An account without a password yet (`!unset:`) also spends the time and fails.
         stored = password_hash if password_hash and not password_hash.startswith("!") else None
         usable = stored is not None
+        if stored is None:
+            stored = await asyncio.wrap_future(self._decoy)
         try:
-            matched = await self._run(self._argon2.verify, stored or self._decoy, password)
+            matched = await self._run(self._argon2.verify, stored, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
         return matched and usable
