@@ -129,6 +129,7 @@ class _Server:
             AioHttpServerInstrumentor,
             create_aiohttp_middleware,
         )
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
         from opentelemetry.sdk.trace.sampling import ParentBased
         from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
@@ -142,9 +143,13 @@ class _Server:
             instrumentor.uninstrument()
             self.middleware = create_aiohttp_middleware(tracer_provider=provider)
         self.sampler = provider.sampler
-        # A parent-based sampler (the default, and the charts') follows the caller's flag.
+        # A parent-based sampler (the default, and the charts') follows the caller's flag,
+        # and asks its root sampler of a request without one: asked directly here, which
+        # spares every dropped request the parent look-up that finds none.
         self.follows_parent = isinstance(self.sampler, ParentBased)
+        self.root_sampler = self.sampler._root if self.follows_parent else self.sampler
         self.ids = provider.id_generator
+        self.new_trace_id = RandomIdGenerator().generate_trace_id
         self.kind = SpanKind.SERVER
         self.span_context, self.non_recording = SpanContext, NonRecordingSpan
         self.unsampled = TraceFlags(TraceFlags.DEFAULT)
@@ -157,9 +162,13 @@ class _Server:
             return await self._within(remote, request, handler)
         if remote is not None and self.follows_parent:
             trace_id, keep = remote.trace_id, bool(remote.trace_flags.sampled)
+        elif remote is None:
+            trace_id = self.new_trace_id()
+            result = self.root_sampler.should_sample(None, trace_id, request.method, self.kind)
+            keep = result.decision.is_sampled()
         else:
-            parent = None if remote is None else self.in_span(_non_recording(remote))
-            trace_id = self.ids.generate_trace_id() if remote is None else remote.trace_id
+            parent = self.in_span(_non_recording(remote))
+            trace_id = remote.trace_id
             result = self.sampler.should_sample(parent, trace_id, request.method, self.kind)
             keep = result.decision.is_sampled()
         if keep:
