@@ -47,9 +47,17 @@ class Row:
     met: bool
 
     @property
+    def by_ratio(self) -> bool:
+        """Whether the target judges the ratio (`>= 85%`, `<= 3x`, or none given and
+        there is a ratio) rather than the value (`< 30 s`, `>= 1,000`)."""
+        if self.ratio == "-":
+            return False
+        return self.target == "-" or self.target.rstrip().endswith(("%", "x"))
+
+    @property
     def judged(self) -> float:
-        """What the target judges: the ratio where there is one, else the value."""
-        return figure(self.ratio if self.ratio != "-" else self.value)
+        """What the target judges: see `by_ratio`."""
+        return figure(self.ratio if self.by_ratio else self.value)
 
 
 def in_rounds(run: Callable[[], list[Row]], rounds: int) -> list[Row]:
@@ -61,8 +69,8 @@ def in_rounds(run: Callable[[], list[Row]], rounds: int) -> list[Row]:
     for same in zip(*taken, strict=True):
         ordered = sorted(same, key=lambda row: row.judged)
         median = ordered[len(ordered) // 2]
-        what = "ratios" if median.ratio != "-" else "values"
-        shown = [row.ratio if what == "ratios" else row.value for row in ordered]
+        what = "ratios" if median.by_ratio else "values"
+        shown = [row.ratio if median.by_ratio else row.value for row in ordered]
         merged.append(
             replace(
                 median,

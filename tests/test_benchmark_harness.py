@@ -71,3 +71,13 @@ def test_a_section_in_rounds_keeps_each_rows_median_round_and_judges_it() -> Non
     assert writes.baseline == "bare 400; the median of 3 rounds, whose ratios spanned 20% to 40%"
     assert (p99.value, p99.met) == ("12.0", True)
     assert p99.baseline.endswith("whose values spanned 9.0 to 30.0")
+
+
+def test_a_row_is_judged_on_what_its_target_names() -> None:
+    from benchmarks.auth import Row
+
+    ratio = Row("logins", "29", "raw 31", "96%", ">= 85%", True)
+    value = Row("1000 students to Ready (s)", "5.1", "bare 3.6 s", "1.40x", "< 30 s", True)
+    shown = Row("writes", "1020", "bare 14000", "4%", "-", True)
+    floor = Row("drain (events/s)", "11670", "bare 296220", "4%", ">= 1,000", True)
+    assert [row.judged for row in (ratio, value, shown, floor)] == [96.0, 5.1, 4.0, 11670.0]

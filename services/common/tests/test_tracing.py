@@ -171,3 +171,23 @@ def test_instrumentations_are_turned_off_by_the_standard_variable(
 def test_an_unknown_instrumentation_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="names redis: the instrumentations are"):
         tracing.disabled_instrumentations({"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "redis"})
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.01, 0.1, 0.5, 1.0])
+def test_a_new_traces_fast_decision_is_the_ratio_samplers_own(rate: float) -> None:
+    """A request that starts its trace is kept or dropped by the ratio sampler's rule
+    applied directly; it must agree with the sampler, id by id."""
+    import random
+
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, TraceIdRatioBased
+
+    for sampler in (TraceIdRatioBased(rate), ALWAYS_ON, ALWAYS_OFF):
+        keeps = tracing._root_decision(sampler)
+        ids = [random.getrandbits(128) or 1 for _ in range(20_000)]
+        decided = [keeps(trace_id, "GET") for trace_id in ids]
+        assert decided == [
+            sampler.should_sample(None, trace_id, "GET").decision.is_sampled() for trace_id in ids
+        ]
+        kept = sum(decided) / len(ids)
+        expected = {ALWAYS_ON: 1.0, ALWAYS_OFF: 0.0}.get(sampler, rate)
+        assert abs(kept - expected) < 0.02, (sampler, kept)

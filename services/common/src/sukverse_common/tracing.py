@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -147,7 +147,9 @@ class _Server:
         # and asks its root sampler of a request without one: asked directly here, which
         # spares every dropped request the parent look-up that finds none.
         self.follows_parent = isinstance(self.sampler, ParentBased)
-        self.root_sampler = self.sampler._root if self.follows_parent else self.sampler
+        self.keeps_root = _root_decision(
+            self.sampler._root if self.follows_parent else self.sampler
+        )
         self.ids = provider.id_generator
         self.new_trace_id = RandomIdGenerator().generate_trace_id
         self.kind = SpanKind.SERVER
@@ -164,8 +166,7 @@ class _Server:
             trace_id, keep = remote.trace_id, bool(remote.trace_flags.sampled)
         elif remote is None:
             trace_id = self.new_trace_id()
-            result = self.root_sampler.should_sample(None, trace_id, request.method, self.kind)
-            keep = result.decision.is_sampled()
+            keep = self.keeps_root(trace_id, request.method)
         else:
             parent = self.in_span(_non_recording(remote))
             trace_id = remote.trace_id
@@ -241,6 +242,21 @@ def _non_recording(context: Any) -> Any:
 
 
 _PRESET_TRACE_ID: ContextVar[int | None] = ContextVar("sukverse_preset_trace_id", default=None)
+
+
+def _root_decision(sampler: Any) -> Callable[[int, str], bool]:
+    """Whether `sampler` keeps a new trace of a request, by id and name. For the ratio
+    sampler (the charts'), its own rule on its own bound, without the result objects it
+    makes per call: most requests are dropped, and each pays this."""
+    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+    from opentelemetry.trace import SpanKind
+
+    if type(sampler) is TraceIdRatioBased:
+        limit, bound = TraceIdRatioBased.TRACE_ID_LIMIT, sampler.bound
+        return lambda trace_id, _name: trace_id & limit < bound
+    return lambda trace_id, name: bool(
+        sampler.should_sample(None, trace_id, name, SpanKind.SERVER).decision.is_sampled()
+    )
 
 
 def _preset_id_generator() -> Any:
