@@ -118,24 +118,19 @@ def run() -> tuple[list[Row], list[str]]:
             SERVE_TARGET,
         )
     ]
-    for name in SERVICES:
-        rows.append(
+    for against, baselines, label, target in (
+        ("ready, new data dir", bare_times, bare_app, SERVE_TARGET),
+        ("against the library floor", floors, floor, FLOOR_TARGET),
+    ):
+        rows += [
             row(
-                f"`sukverse serve {name}` ready, new data dir (s)",
-                Rounds(served[name], bare_times),
-                bare_app,
-                SERVE_TARGET,
+                f"`sukverse serve {name}` {against} (s)",
+                Rounds(served[name], baselines),
+                label,
+                target,
             )
-        )
-    for name in SERVICES:
-        rows.append(
-            row(
-                f"`sukverse serve {name}` against the library floor (s)",
-                Rounds(served[name], floors),
-                floor,
-                FLOOR_TARGET,
-            )
-        )
+            for name in SERVICES
+        ]
     for label, values in (("new", fresh), ("existing", again)):
         rows.append(
             row(
