@@ -22,6 +22,7 @@ from pathlib import Path
 from benchmarks.auth import Row
 from benchmarks.harness import (
     ROOT,
+    Rounds,
     data_dir,
     free_port,
     hack_server,
@@ -132,8 +133,8 @@ def pipeline_main(bootstrap: str, name: str) -> None:
 
 def spread(off: list[float], on: list[float]) -> tuple[float, str]:
     """The median of the rounds' ratios (on / off, each round's own pair) and their span."""
-    ratios = sorted(b / a for a, b in zip(off, on, strict=True))
-    return statistics.median(ratios), f"{ratios[0]:.1%} to {ratios[-1]:.1%}"
+    rounds = Rounds(on, off)
+    return rounds.ratio, f"{min(rounds.ratios):.1%} to {max(rounds.ratios):.1%}"
 
 
 def run() -> list[Row]:
