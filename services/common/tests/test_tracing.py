@@ -150,6 +150,53 @@ def test_a_callers_traceparent_is_read_as_w3c_trace_context_says(
         assert format(parent.trace_id, "032x") == header.split("-")[1]
         assert parent.trace_state.get("vendor") == "1"
     assert tracing.sampled({"traceparent": header}) is (valid and sampled)
+    if tracing._surely_dropped(header):  # the consumer's and the relay's one-look judgement
+        assert not (valid and sampled)
+
+
+def test_the_one_look_judgement_of_a_dropped_trace_agrees_with_the_whole_check() -> None:
+    """Every flags byte, a few versions: what `_surely_dropped` calls dropped `sampled` never
+    keeps, and every valid version-00 context of a dropped trace is judged so at one look."""
+    ids = "0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331"
+    for version in ("00", "01", "0f", "ff", "AB"):
+        for bits in range(256):
+            header = f"{version}-{ids}-{bits:02x}"
+            for form in (header, header.upper(), f"{header}-extra"):
+                if tracing._surely_dropped(form):
+                    assert not tracing.sampled({"traceparent": form}), form
+            if version == "00":
+                assert tracing._surely_dropped(header) is (not bits & 1), header
+
+
+def test_handling_an_event_of_a_dropped_trace_carries_only_its_trace_context_on() -> None:
+    """The consumer's handling of an event whose trace was dropped makes no span, and the
+    events it writes carry that trace's context (and none of the event's other extension
+    attributes), so that their own consumers drop their work too."""
+    result = run_python(
+        "import uuid\n"
+        "from datetime import UTC, datetime\n"
+        "from sukverse_common import tracing\n"
+        "from sukverse_common.events.contracts import UserRegistered\n"
+        "from sukverse_common.events.envelope import CloudEvent\n"
+        "assert tracing.configure('analytics', '0')\n"
+        "data = UserRegistered(user_id=uuid.uuid4(), email='a@example.com', full_name='A',"
+        " roles=['student'], registered_at=datetime.now(UTC))\n"
+        "parent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00'\n"
+        "event = CloudEvent.wrap(data, subject='s', trace={'traceparent': parent,"
+        " 'tracestate': 'v=1'})\n"
+        "event = CloudEvent.model_validate({**event.model_dump(), 'dlqreason': 'x'})\n"
+        "with tracing.processing(event, consumer='c', system='kafka') as span:\n"
+        "    with tracing.creating('sukverse.auth', count=1, system='kafka') as trace:\n"
+        "        print(span, trace == {'traceparent': parent, 'tracestate': 'v=1'})\n"
+        "with tracing.creating('sukverse.auth', count=1, system='kafka') as trace:\n"
+        "    print(trace['traceparent'] != parent)\n"
+        "tracing.shutdown()\n",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_BSP_EXPORT_TIMEOUT="100",
+        OTEL_EXPORTER_OTLP_TIMEOUT="0.1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["None", "True", "True"]
 
 
 @pytest.mark.parametrize(

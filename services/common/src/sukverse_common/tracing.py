@@ -372,7 +372,7 @@ def _creating(topic: str, *, count: int, system: str) -> Iterator[dict[str, str]
 
     dropped = _DROPPED.get()
     if dropped is not None:  # handling an event of a dropped trace: these are dropped too
-        yield dict(dropped)
+        yield _context_of(dropped)
         return
     carrier: dict[str, str] = {}
     current = trace.get_current_span().get_span_context()
@@ -390,14 +390,14 @@ def _creating(topic: str, *, count: int, system: str) -> Iterator[dict[str, str]
         yield _context_of(carrier)
 
 
-def _context_of(carrier: Mapping[str, str]) -> dict[str, str] | None:
+def _context_of(carrier: Mapping[str, Any]) -> dict[str, str] | None:
     return {key: carrier[key] for key in (TRACEPARENT, TRACESTATE) if key in carrier} or None
 
 
 def sampled(context: Mapping[str, str] | None) -> bool:
     """Whether a carried W3C trace context is valid and of a trace kept by the sampler."""
     parent = context.get(TRACEPARENT) if context else None
-    if not parent:
+    if not parent or not isinstance(parent, str):
         return False
     match = _TRACEPARENT.fullmatch(parent.strip())
     return (
@@ -415,21 +415,39 @@ _ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 
 
 def carried(payload: str) -> dict[str, str] | None:
-    """The trace context an event's JSON carries, or None. The JSON is the platform's own
-    (`CloudEvent.to_bytes`, compact, string values without escapes in these two), so the
-    attributes are found where they are rather than by parsing the whole event."""
+    """The trace context an event's JSON carries for its publish, or None: none carried, or
+    that of a trace the sampler dropped, which a record goes without (but for aiokafka's
+    `receive` spans: see `sending`). The JSON is the platform's own (`CloudEvent.to_bytes`,
+    compact, string values without escapes in these two), so the attributes are found where
+    they are rather than by parsing the whole event; the relay does this for every event."""
     if _tracer is None:
         return None
-    context = {}
-    for key, marker in _MARKERS:
-        at = payload.find(marker)
-        if at >= 0:
-            start = at + len(marker)
-            context[key] = payload[start : payload.index('"', start)]
-    return context or None
+    at = payload.find(_PARENT_MARKER)
+    if at < 0:
+        return None
+    start = at + len(_PARENT_MARKER)
+    end = payload.index('"', start)
+    if not _receive_spans and _surely_dropped(payload, start, end):
+        return None
+    context = {TRACEPARENT: payload[start:end]}
+    at = payload.find(_STATE_MARKER)
+    if at >= 0:
+        start = at + len(_STATE_MARKER)
+        context[TRACESTATE] = payload[start : payload.index('"', start)]
+    return context
 
 
-_MARKERS = ((TRACEPARENT, f'"{TRACEPARENT}":"'), (TRACESTATE, f'"{TRACESTATE}":"'))
+def _surely_dropped(parent: str, start: int = 0, end: int | None = None) -> bool:
+    """Whether `parent[start:end]` is a version-00 `traceparent` whose flags say its trace was
+    dropped: one look at the last digit, where `sampled` checks it whole. Any other form is
+    left to `sampled`, so what this passes over is judged as before."""
+    end = len(parent) if end is None else end
+    return end - start == _PARENT_LENGTH and parent[start] == "0" and parent[end - 1] in _EVEN
+
+
+_PARENT_MARKER, _STATE_MARKER = f'"{TRACEPARENT}":"', f'"{TRACESTATE}":"'
+_PARENT_LENGTH = 55  # 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>
+_EVEN = frozenset("02468ace")  # flags whose lowest bit, `sampled`, is clear
 
 
 @contextmanager
@@ -492,13 +510,17 @@ def _detached() -> Iterator[None]:
 def processing(event: CloudEvent, *, consumer: str, system: str) -> AbstractContextManager[object]:
     """A `process` span for one event's handling, in the trace the event carries; no span
     when that trace was not sampled (the handling stays untraced, as the batch is, and the
-    events it writes carry the dropped trace on)."""
+    events it writes carry the dropped trace on). Every event a consumer handles comes here:
+    most are of dropped traces, which cost a look at their flags and a context variable."""
     if _tracer is None:
-        return nullcontext()
+        return _OFF
     extra = event.__pydantic_extra__ or {}
+    parent = extra.get(TRACEPARENT)
+    if isinstance(parent, str) and _surely_dropped(parent):
+        return _Carrying(extra)
     carrier = {key: extra[key] for key in (TRACEPARENT, TRACESTATE) if key in extra}
     if carrier and not sampled(carrier):
-        return _carrying(carrier)
+        return _Carrying(carrier)
     from opentelemetry import propagate, trace
 
     from sukverse_common.events.contracts import topic_of
@@ -523,18 +545,26 @@ def processing(event: CloudEvent, *, consumer: str, system: str) -> AbstractCont
     )
 
 
-_DROPPED: ContextVar[Mapping[str, str] | None] = ContextVar("sukverse_dropped", default=None)
+# The carried context of the dropped trace whose event is being handled (its CloudEvent's
+# extension attributes, of which `creating` takes the trace context's).
+_DROPPED: ContextVar[Mapping[str, Any] | None] = ContextVar("sukverse_dropped", default=None)
 
 
-@contextmanager
-def _carrying(carrier: Mapping[str, str]) -> Iterator[None]:
+class _Carrying:
     """Handling an event of a trace the sampler dropped, without a span: events written
-    meanwhile carry the dropped trace on (see `creating`)."""
-    token = _DROPPED.set(carrier)
-    try:
-        yield
-    finally:
-        _DROPPED.reset(token)
+    meanwhile carry the dropped trace on (see `creating`). A class rather than a generator
+    context manager: it is entered for most events a consumer handles."""
+
+    __slots__ = ("attributes", "token")
+
+    def __init__(self, attributes: Mapping[str, Any]) -> None:
+        self.attributes = attributes
+
+    def __enter__(self) -> None:
+        self.token = _DROPPED.set(self.attributes)
+
+    def __exit__(self, *_: object) -> None:
+        _DROPPED.reset(self.token)
 
 
 def span(name: str, **attributes: Any) -> AbstractContextManager[object]:

@@ -6,7 +6,6 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
@@ -210,18 +209,16 @@ class InboxDispatcher:
             if self.consumer.prepare is not None and fresh:
                 await self.consumer.prepare(session, [item.data for item in fresh])
             traced = tracing.enabled()
+            name, system = self.consumer.name, self.bus.system
             for item in fresh:
                 context = EventContext(session=session, event=item.event, outbox=self.outbox)
                 if not traced:
                     await item.handler(context, item.data)
                     continue
-                with self._processing(item.event):
+                # The `process` span of its handling, in the trace the event carries.
+                with tracing.processing(item.event, consumer=name, system=system):
                     await item.handler(context, item.data)
         return outcomes
-
-    def _processing(self, event: CloudEvent) -> AbstractContextManager[object]:
-        """The `process` span of one event's handling, in the trace the event carries."""
-        return tracing.processing(event, consumer=self.consumer.name, system=self.bus.system)
 
     async def _record(self, session: AsyncSession, work: Sequence[_Work]) -> set[uuid.UUID]:
         """Record the batch's events in the inbox; the ids recorded now and not before.
