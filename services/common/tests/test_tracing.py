@@ -105,6 +105,25 @@ def test_with_tracing_on_an_event_written_in_a_span_carries_its_context() -> Non
     assert same == "True"
 
 
+def test_with_tracing_on_an_engine_is_traced_once_whatever_was_imported_first() -> None:
+    """Tracing is configured before anything has imported SQLAlchemy's asyncio extension:
+    the engine the kit makes still gets one tracer, so each statement runs its hooks once."""
+    result = run_python(
+        "import sys\n"
+        "from sukverse_common import tracing\n"
+        "assert 'sqlalchemy.ext.asyncio' not in sys.modules\n"
+        "assert tracing.configure('auth', '0')\n"
+        "from sukverse_common.db import create_engine\n"
+        "engine = create_engine('sqlite:///:memory:')\n"
+        "print(len(engine.sync_engine.dispatch.before_cursor_execute))\n"
+        "tracing.shutdown()\n",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_BSP_EXPORT_TIMEOUT="100",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1"]
+
+
 def test_with_tracing_off_an_event_carries_no_trace_context() -> None:
     data = UserRegistered(
         user_id=uuid.uuid4(),

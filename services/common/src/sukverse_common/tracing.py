@@ -103,6 +103,11 @@ def configure(service_name: str, version: str) -> bool:
     if "sqlalchemy" not in off:
         # The instrumentation declares SQLAlchemy < 2.1 and, without skipping that check,
         # silently instruments nothing on 2.1; what it hooks (engine events) is unchanged.
+        # It wraps create_async_engine and create_engine, which the former calls by the name
+        # it imported: imported after the wrapping, an async engine got two tracers, every
+        # hook ran twice and one span of each pair was never ended. Imported first, once.
+        import sqlalchemy.ext.asyncio  # noqa: F401
+
         SQLAlchemyInstrumentor().instrument(skip_dep_check=True)
     _tracer = trace.get_tracer("sukverse")
     return True
