@@ -124,6 +124,44 @@ def test_with_tracing_on_an_engine_is_traced_once_whatever_was_imported_first() 
     assert result.stdout.split() == ["1"]
 
 
+def test_with_tracing_on_a_statement_is_a_span_only_inside_a_recording_one() -> None:
+    """A statement in a kept trace is a span of it; one outside any trace starts none."""
+    result = run_python(
+        "import asyncio\n"
+        "from sqlalchemy import text\n"
+        "from sukverse_common import tracing\n"
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace.export import SimpleSpanProcessor\n"
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import "
+        "InMemorySpanExporter\n"
+        "assert tracing.configure('auth', '0')\n"
+        "spans = InMemorySpanExporter()\n"
+        "trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(spans))\n"
+        "from sukverse_common.db import create_engine\n"
+        "async def main():\n"
+        "    engine = create_engine('sqlite:///:memory:')\n"
+        "    async with engine.connect() as conn:\n"
+        "        await conn.execute(text('SELECT 1'))\n"
+        "        print([span.name for span in spans.get_finished_spans()])\n"
+        "        with tracing.span('reconcile'):\n"
+        "            await conn.execute(text('SELECT 2'))\n"
+        "    await engine.dispose()\n"
+        "asyncio.run(main())\n"
+        "names = sorted(span.name for span in spans.get_finished_spans())\n"
+        "parent = {span.name: span for span in spans.get_finished_spans()}\n"
+        "print(names)\n"
+        "tracing.shutdown()\n",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_BSP_EXPORT_TIMEOUT="100",
+        OTEL_EXPORTER_OTLP_TIMEOUT="0.1",
+    )
+    assert result.returncode == 0, result.stderr
+    # The connection's own span is the instrumentation's, made as it is opened.
+    alone, traced = result.stdout.splitlines()
+    assert alone == "['connect']"
+    assert traced == "['SELECT :memory:', 'connect', 'reconcile']"
+
+
 def test_with_tracing_off_an_event_carries_no_trace_context() -> None:
     data = UserRegistered(
         user_id=uuid.uuid4(),

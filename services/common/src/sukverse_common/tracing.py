@@ -109,8 +109,31 @@ def configure(service_name: str, version: str) -> bool:
         import sqlalchemy.ext.asyncio  # noqa: F401
 
         SQLAlchemyInstrumentor().instrument(skip_dep_check=True)
+        _statements_in_kept_traces_only()
     _tracer = trace.get_tracer("sukverse")
     return True
+
+
+def _statements_in_kept_traces_only() -> None:
+    """The SQLAlchemy instrumentation makes a span of every statement, asking the sampler
+    each time: in a dropped trace that is some 50 us of attributes, statement parsing and a
+    span nobody records, and with no trace at all it starts one of its own for a lone
+    statement. A statement is traced only inside a recording span, which is where a
+    parent-based sampler (the default, and the charts') would keep it anyway."""
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+
+    statement_span: Any = EngineTracer._before_cur_exec
+    current_span = trace.get_current_span
+
+    def before_cursor_execute(
+        tracer: Any, conn: Any, cursor: Any, statement: Any, params: Any, *rest: Any
+    ) -> Any:
+        if not current_span().is_recording():
+            return statement, params
+        return statement_span(tracer, conn, cursor, statement, params, *rest)
+
+    EngineTracer._before_cur_exec = before_cursor_execute  # type: ignore[method-assign]
 
 
 # --- the server side of a request -----------------------------------------------------
