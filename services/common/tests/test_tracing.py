@@ -162,6 +162,65 @@ def test_with_tracing_on_a_statement_is_a_span_only_inside_a_recording_one() -> 
     assert traced == "['SELECT :memory:', 'connect', 'reconcile']"
 
 
+def test_a_consumer_batch_is_one_process_span_per_kept_trace() -> None:
+    """Three events of one kept trace are handled in one `process` span of it, an event of
+    another in its own, one of a dropped trace in none, and one without a trace context in
+    a trace of its own; each handler runs in its event's span, and a failure of the batch
+    is recorded in every span."""
+    result = run_python(
+        "import uuid\n"
+        "from datetime import UTC, datetime\n"
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace.export import SimpleSpanProcessor\n"
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import "
+        "InMemorySpanExporter\n"
+        "from sukverse_common import tracing\n"
+        "from sukverse_common.events.contracts import UserRegistered\n"
+        "from sukverse_common.events.envelope import CloudEvent\n"
+        "assert tracing.configure('analytics', '0')\n"
+        "spans = InMemorySpanExporter()\n"
+        "trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(spans))\n"
+        "data = UserRegistered(user_id=uuid.uuid4(), email='a@example.com', full_name='A',"
+        " roles=['student'], registered_at=datetime.now(UTC))\n"
+        "def event(flags, span_id):\n"
+        "    parent = f'00-{span_id * 4}-{span_id * 2}-{flags}'\n"
+        "    trace = None if flags is None else {'traceparent': parent}\n"
+        "    return CloudEvent.wrap(data, subject='s', trace=trace)\n"
+        "a, b, c = 'a1a2a3a4', 'b1b2b3b4', 'c1c2c3c4'\n"
+        "batch = [event('01', a), event('01', b), event('01', a), event('00', c),"
+        " event(None, a), event('01', a)]\n"
+        "seen = []\n"
+        "try:\n"
+        "    with tracing.processing(batch, consumer='c', system='kafka') as contexts:\n"
+        "        for within in contexts:\n"
+        "            with within:\n"
+        "                now = trace.get_current_span().get_span_context()\n"
+        "                seen.append(format(now.span_id, '016x') if now.is_valid else None)\n"
+        "        raise RuntimeError('the batch failed')\n"
+        "except RuntimeError:\n"
+        "    pass\n"
+        "done = {format(s.context.span_id, '016x'): s for s in spans.get_finished_spans()}\n"
+        "for n in (0, 1, 3, 4):\n"
+        "    span = done.get(seen[n])\n"
+        "    parent = format(span.parent.span_id, '016x') if span and span.parent else None\n"
+        "    print(n, span and span.attributes.get('messaging.batch.message_count'),"
+        " parent, span and span.status.status_code.name)\n"
+        "print(seen[0] == seen[2] == seen[5], len(done))\n"
+        "tracing.shutdown()\n",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_BSP_EXPORT_TIMEOUT="100",
+        OTEL_EXPORTER_OTLP_TIMEOUT="0.1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "0 3 a1a2a3a4a1a2a3a4 ERROR",  # trace a's three events, under their creation
+        "1 None b1b2b3b4b1b2b3b4 ERROR",  # trace b's one, with its own message id
+        "3 None None None",  # the dropped trace's: no span
+        "4 None None ERROR",  # no trace context: a trace of its own
+        "True 3",
+    ]
+
+
 def test_with_tracing_off_an_event_carries_no_trace_context() -> None:
     data = UserRegistered(
         user_id=uuid.uuid4(),
@@ -242,8 +301,9 @@ def test_handling_an_event_of_a_dropped_trace_carries_only_its_trace_context_on(
         "event = CloudEvent.wrap(data, subject='s', trace={'traceparent': parent,"
         " 'tracestate': 'v=1'})\n"
         "event = CloudEvent.model_validate({**event.model_dump(), 'dlqreason': 'x'})\n"
-        "with tracing.processing(event, consumer='c', system='kafka') as span:\n"
-        "    with tracing.creating('sukverse.auth', count=1, system='kafka') as trace:\n"
+        "with tracing.processing([event], consumer='c', system='kafka') as [within]:\n"
+        "    with within as span, tracing.creating('sukverse.auth', count=1,"
+        " system='kafka') as trace:\n"
         "        print(span, trace == {'traceparent': parent, 'tracestate': 'v=1'})\n"
         "with tracing.creating('sukverse.auth', count=1, system='kafka') as trace:\n"
         "    print(trace['traceparent'] != parent)\n"

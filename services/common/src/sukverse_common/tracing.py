@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -535,42 +535,102 @@ def _detached() -> Iterator[None]:
         otel_context.detach(token)
 
 
-def processing(event: CloudEvent, *, consumer: str, system: str) -> AbstractContextManager[object]:
-    """A `process` span for one event's handling, in the trace the event carries; no span
-    when that trace was not sampled (the handling stays untraced, as the batch is, and the
-    events it writes carry the dropped trace on). Every event a consumer handles comes here:
-    most are of dropped traces, which cost a look at their flags and a context variable."""
+@contextmanager
+def processing(
+    events: Sequence[CloudEvent], *, consumer: str, system: str
+) -> Iterator[list[AbstractContextManager[object]]]:
+    """The handling of a batch's events: yields, in their order, the context each event's
+    handler runs in. Events of a kept trace run in its `process` span, one for all of its
+    events in the batch (as `sending` makes one `send` span a publish): an outbox write of a
+    hundred events is handled in one span, not a hundred. An event of a dropped trace runs
+    without a span, carrying the trace on to the events it writes (most events come here:
+    a look at their flags and a context variable); one without a trace context starts one
+    of its own. The spans cover the batch, and a failure of it is recorded in each."""
     if _tracer is None:
-        return _OFF
-    extra = event.__pydantic_extra__ or {}
-    parent = extra.get(TRACEPARENT)
-    if isinstance(parent, str) and _surely_dropped(parent):
-        return _Carrying(extra)
-    carrier = {key: extra[key] for key in (TRACEPARENT, TRACESTATE) if key in extra}
-    if carrier and not sampled(carrier):
-        return _Carrying(carrier)
+        yield [_OFF] * len(events)
+        return
+    contexts: list[AbstractContextManager[object]] = []
+    kept: list[tuple[int, CloudEvent, dict[str, str]]] = []  # at, the event, its context
+    for at, event in enumerate(events):
+        extra = event.__pydantic_extra__ or {}
+        parent = extra.get(TRACEPARENT)
+        if isinstance(parent, str) and _surely_dropped(parent):
+            contexts.append(_Carrying(extra))
+            continue
+        carrier = {key: extra[key] for key in (TRACEPARENT, TRACESTATE) if key in extra}
+        if carrier and not sampled(carrier):
+            contexts.append(_Carrying(carrier))
+            continue
+        contexts.append(_OFF)  # its span's, below
+        kept.append((at, event, carrier))
+    if not kept:
+        yield contexts
+        return
     from opentelemetry import propagate, trace
 
     from sukverse_common.events.contracts import topic_of
 
-    topic = topic_of(event.type.split(".")[2])  # io.sukverse.<service>.<event>.v<N>
-    event_id = str(event.id)
-    return _tracer.start_as_current_span(
-        f"process {topic}",
-        context=propagate.extract(carrier),
-        kind=trace.SpanKind.CONSUMER,
-        attributes=_messaging(
-            "process",
-            system,
-            topic,
-            **{
-                "messaging.consumer.group.name": consumer,
-                "messaging.message.id": event_id,
-                "cloudevents.event_id": event_id,
+    counts = Counter(carrier[TRACEPARENT] for _, _, carrier in kept if carrier)
+    spans: dict[str, Span] = {}
+    started: list[Span] = []
+    for at, event, carrier in kept:
+        key = carrier.get(TRACEPARENT, "")
+        span = spans.get(key) if key else None
+        if span is None:
+            count = counts[key] if key else 1
+            topic = topic_of(event.type.split(".")[2])  # io.sukverse.<service>.<event>.v<N>
+            one = {
+                "messaging.message.id": str(event.id),
+                "cloudevents.event_id": str(event.id),
                 "cloudevents.event_type": event.type,
-            },
-        ),
-    )
+            }
+            span = _tracer.start_span(
+                f"process {topic}",
+                context=propagate.extract(carrier),
+                kind=trace.SpanKind.CONSUMER,
+                attributes=_messaging(
+                    "process",
+                    system,
+                    topic,
+                    **{"messaging.consumer.group.name": consumer},
+                    **(one if count == 1 else {"messaging.batch.message_count": count}),
+                ),
+            )
+            started.append(span)
+            if key:
+                spans[key] = span
+        contexts[at] = _Current(trace.set_span_in_context(span))
+    try:
+        yield contexts
+    except BaseException as exc:
+        from opentelemetry.trace import Status, StatusCode
+
+        for span in started:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        raise
+    finally:
+        for span in started:
+            span.end()
+
+
+class _Current:
+    """Runs a handler in its trace's `process` span (made current, and left open)."""
+
+    __slots__ = ("context", "token")
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+    def __enter__(self) -> None:
+        from opentelemetry import context
+
+        self.token = context.attach(self.context)
+
+    def __exit__(self, *_: object) -> None:
+        from opentelemetry import context
+
+        context.detach(self.token)
 
 
 # The carried context of the dropped trace whose event is being handled (its CloudEvent's

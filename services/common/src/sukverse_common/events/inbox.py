@@ -208,16 +208,19 @@ class InboxDispatcher:
                     outcomes.append("duplicate")
             if self.consumer.prepare is not None and fresh:
                 await self.consumer.prepare(session, [item.data for item in fresh])
-            traced = tracing.enabled()
-            name, system = self.consumer.name, self.bus.system
-            for item in fresh:
-                context = EventContext(session=session, event=item.event, outbox=self.outbox)
-                if not traced:
+            if not tracing.enabled():
+                for item in fresh:
+                    context = EventContext(session=session, event=item.event, outbox=self.outbox)
                     await item.handler(context, item.data)
-                    continue
-                # The `process` span of its handling, in the trace the event carries.
-                with tracing.processing(item.event, consumer=name, system=system):
-                    await item.handler(context, item.data)
+                return outcomes
+            # Each handler in the trace its event carries (a `process` span per kept trace).
+            with tracing.processing(
+                [item.event for item in fresh], consumer=self.consumer.name, system=self.bus.system
+            ) as traces:
+                for item, within in zip(fresh, traces, strict=True):
+                    context = EventContext(session=session, event=item.event, outbox=self.outbox)
+                    with within:
+                        await item.handler(context, item.data)
         return outcomes
 
     async def _record(self, session: AsyncSession, work: Sequence[_Work]) -> set[uuid.UUID]:
