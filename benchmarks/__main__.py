@@ -231,9 +231,10 @@ def tracing_section() -> list[str]:
         f"`sukverse serve auth` on SQLite, `wrk` with 16 connections for {tracing.SECONDS} s,",
         "each request a trace of its own. The pipeline: the SQLite row of the events section",
         f"with {tracing.PIPELINE_EVENTS:,} events, both its processes traced: each outbox write",
-        "of 100 events starts a trace (a `create` span), and in a kept one every event has its",
-        "`send` and `process` spans. The last row turns aiokafka's instrumentation on (off by",
-        "default), which makes a `receive` span of every record fetched.",
+        "of 100 events starts a trace (a `create` span), and a kept one has a `send` span of",
+        "each publish and a `process` span of each consumer batch its events are in. The last",
+        "row turns aiokafka's instrumentation on (off by default), which makes a `receive`",
+        "span of every record fetched.",
         "",
         *table(rows),
     ]
