@@ -110,6 +110,57 @@ async def test_migrations_match_the_models(settings: AuthSettings) -> None:
     await asyncio.to_thread(command.check, config)
 
 
+async def test_the_refresh_token_migration_dates_each_family_from_its_first_token(
+    settings: AuthSettings,
+) -> None:
+    """Tokens made before the session lifetime existed get their family's first issue time,
+    so a session refreshed for months does not start counting again from the upgrade."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert, select
+
+    from sukverse_auth.models import RefreshToken, User
+    from sukverse_common.db import create_engine
+
+    config = alembic_config(settings.effective_database_url, MIGRATIONS)
+    await asyncio.to_thread(command.upgrade, config, "0c2ca3d85a21")
+    engine = create_engine(settings.effective_database_url)
+    user, family, first = uuid.uuid4(), uuid.uuid4(), datetime(2026, 9, 1, tzinfo=UTC)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(User).values(
+                    id=user,
+                    email="old@example.com",
+                    full_name="Old",
+                    password_hash="x",
+                    is_active=True,
+                    failed_logins=0,
+                    created_at=first,
+                    updated_at=first,
+                )
+            )
+            for days in (0, 20, 40):  # the columns of that revision only
+                issued = first + timedelta(days=days)
+                await conn.execute(
+                    insert(RefreshToken).values(
+                        id=uuid.uuid4(),
+                        token_hash=f"{days:064d}",
+                        family_id=family,
+                        user_id=user,
+                        issued_at=issued,
+                        expires_at=issued + timedelta(days=30),
+                    )
+                )
+        await asyncio.to_thread(command.upgrade, config, "head")
+        async with engine.connect() as conn:
+            started = (await conn.execute(select(RefreshToken.family_started_at))).scalars()
+            assert set(started) == {first}
+    finally:
+        await engine.dispose()
+
+
 async def test_cluster_mode_refuses_a_stale_schema(tmp_path: Path) -> None:
     from aiohttp import web
 

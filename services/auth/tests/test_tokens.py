@@ -6,6 +6,7 @@ import base64
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -39,6 +40,38 @@ async def test_refresh_rotates_and_a_reused_token_revokes_the_family(client: Any
     other = await api.login("rui@example.com")
     response = await client.post("/auth/refresh", json={"refresh_token": other["refresh_token"]})
     assert response.status == 200
+
+
+async def test_a_session_refreshes_within_its_idle_timeout_and_lifetime_only(
+    client: Any, api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh token expires unused after the idle timeout (30 days), and a login's
+    refreshes end at the session's lifetime (90 days), however often it refreshed."""
+    from sukverse_auth import service
+
+    login_at = datetime.now(UTC)
+    clock = [login_at]
+    monkeypatch.setattr(service, "_now", lambda: clock[0])
+    await api.register("ida@example.com")
+    pair = await api.login("ida@example.com")
+
+    async def refresh(after: timedelta) -> Any:
+        clock[0] = login_at + after
+        return await client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+
+    for days in (29, 58, 87):  # each within 30 days of the last
+        response = await refresh(timedelta(days=days))
+        assert response.status == 200, await response.text()
+        pair = await response.json()
+    late = await refresh(timedelta(days=90, seconds=1))  # 3 days after the last refresh
+    assert late.status == 401
+    assert "90 days after the login" in (await late.json())["detail"]
+
+    pair = await api.login("ida@example.com")
+    login_at = clock[0]
+    idle = await refresh(timedelta(days=30, seconds=1))
+    assert idle.status == 401
+    assert "30 days unused" in (await idle.json())["detail"]
 
 
 async def test_unknown_refresh_token_is_401(client: Any) -> None:

@@ -83,6 +83,8 @@ class RefreshToken(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # When the family's login was: no token of it outlives the session's lifetime from here.
+    family_started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -63,6 +63,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _days(seconds: int) -> str:
+    return f"{seconds / 86400:g} days" if seconds >= 86400 else f"{seconds} s"
+
+
 class AuthService:
     def __init__(
         self,
@@ -260,6 +264,7 @@ class AuthService:
                     email=email,
                     roles=account.roles,
                     family_id=uuid.uuid4(),
+                    family_started_at=now,
                     now=now,
                 )
         if account is not None and locked_for is None:
@@ -305,16 +310,20 @@ class AuthService:
         email: str,
         roles: list[str],
         family_id: uuid.UUID,
+        family_started_at: datetime,
         now: datetime,
     ) -> TokenPair:
         refresh, refresh_hash = new_refresh_token()
+        idle = now + timedelta(seconds=self.settings.refresh_token_ttl_seconds)
+        end = family_started_at + timedelta(seconds=self.settings.refresh_session_lifetime_seconds)
         await store.add_refresh_token(
             session,
             token_hash=refresh_hash,
             family_id=family_id,
             user_id=user_id,
             issued_at=now,
-            expires_at=now + timedelta(seconds=self.settings.refresh_token_ttl_seconds),
+            family_started_at=family_started_at,
+            expires_at=min(idle, end),
         )
         access = self.issuer.access_token(
             subject=str(user_id),
@@ -332,7 +341,12 @@ class AuthService:
         async with self.database.sessions() as session, session.begin():
             current = await store.refresh_token(session, hash_refresh_token(refresh_token))
             if current is None or current.revoked_at is not None or current.expires_at <= now:
-                raise Unauthorized("the refresh token is invalid, expired or revoked")
+                raise Unauthorized(
+                    "the refresh token is invalid, expired or revoked: a session's refresh "
+                    "tokens expire after "
+                    f"{_days(self.settings.refresh_token_ttl_seconds)} unused and "
+                    f"{_days(self.settings.refresh_session_lifetime_seconds)} after the login"
+                )
             if await store.mark_refresh_token_used(session, current.id, now):
                 user = await store.user_by_id(session, current.user_id)
                 if user is None or not user.is_active:
@@ -343,6 +357,7 @@ class AuthService:
                     email=user.email,
                     roles=user.role_names,
                     family_id=current.family_id,
+                    family_started_at=current.family_started_at,
                     now=now,
                 )
             await store.revoke_families(session, now, family_id=current.family_id)

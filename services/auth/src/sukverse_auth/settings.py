@@ -28,7 +28,10 @@ class AuthSettings(ServiceSettings):
 
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
     set_password_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=300)
-    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=3600)
+    # A login's refresh tokens: each expires unused after the idle timeout (a refresh makes
+    # the next), and none outlives the session's lifetime from the login.
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=3600)  # idle timeout
+    refresh_session_lifetime_seconds: int = Field(default=90 * 24 * 3600, ge=3600)
 
     password_min_length: int = Field(default=8, ge=8)
     password_max_length: int = Field(default=128, ge=64, le=1024)

@@ -140,6 +140,7 @@ async def add_refresh_token(
     family_id: uuid.UUID,
     user_id: uuid.UUID,
     issued_at: datetime,
+    family_started_at: datetime,
     expires_at: datetime,
 ) -> None:
     await session.execute(
@@ -149,6 +150,7 @@ async def add_refresh_token(
             family_id=family_id,
             user_id=user_id,
             issued_at=issued_at,
+            family_started_at=family_started_at,
             expires_at=expires_at,
         )
     )
