@@ -18,6 +18,7 @@ ME = {  # the shape and size of an `/auth/me` answer
     "email": "bench0@example.com",
     "full_name": "B 0",
     "roles": ["student"],
+    "active": True,
     "created_at": "2026-12-06T16:23:33.479486Z",
     "scope": ["attempt:write", "certificate:read", "progress:write", "quiz:read", "workshop:read"],
 }

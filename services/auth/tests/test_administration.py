@@ -155,3 +155,71 @@ async def test_a_weak_bootstrap_password_stops_the_start(tmp_path: Path) -> None
             await runner.setup()
     finally:
         await runner.cleanup()
+
+
+async def test_an_admin_disables_an_account_and_enables_it_again(
+    client: Any, api: Any, published: list[CloudEvent]
+) -> None:
+    """Disabled, an account cannot log in or refresh, its own token is refused by auth, and
+    the change is an event; enabled again, it logs in. The last active admin stays."""
+    admin = api.bearer(await api.admin_token())
+    user = await api.register("dis@example.com")
+    pair = await api.login("dis@example.com")
+    status = f"/users/{user['id']}/status"
+
+    student = api.bearer(pair["access_token"])
+    refused = await client.put(status, json={"active": False}, headers=student)
+    assert refused.status == 403  # students, instructors: not theirs to do
+    instructor = await api.register("teach@example.com")
+    await client.put(
+        f"/users/{instructor['id']}/roles", json={"roles": ["instructor"]}, headers=admin
+    )
+    teacher = api.bearer(await api.token("teach@example.com"))
+    assert (await client.put(status, json={"active": False}, headers=teacher)).status == 403
+
+    response = await client.put(status, json={"active": False}, headers=admin)
+    assert response.status == 200, await response.text()
+    assert (await response.json())["active"] is False
+    login = await client.post(
+        "/auth/login", json={"email": "dis@example.com", "password": api.password}
+    )
+    assert login.status == 401
+    refresh = await client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert refresh.status == 401
+    me = await client.get("/auth/me", headers=student)
+    assert me.status == 401
+    assert "disabled" in (await me.json())["detail"]
+    listed = await (await client.get(f"/users/{user['id']}", headers=admin)).json()
+    assert listed["active"] is False
+
+    assert (await client.put(status, json={"active": True}, headers=admin)).status == 200
+    again = await api.login("dis@example.com")
+    assert (await client.get("/auth/me", headers=api.bearer(again["access_token"]))).status == 200
+    # The ended session stays ended: enabling does not bring its refresh tokens back.
+    refresh = await client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert refresh.status == 401
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (
+        len([e for e in published if e.type.endswith("status_changed.v1")]) < 2
+    ):
+        await asyncio.sleep(0.02)
+    changes = [e.data for e in published if e.type == "io.sukverse.auth.user.status_changed.v1"]
+    assert [(c["user_id"], c["active"]) for c in changes] == [
+        (user["id"], False),
+        (user["id"], True),
+    ]
+    # The same status again changes nothing and publishes nothing.
+    assert (await client.put(status, json={"active": True}, headers=admin)).status == 200
+    await asyncio.sleep(0.2)
+    assert len([e for e in published if e.type.endswith("status_changed.v1")]) == 2
+
+    me = await (await client.get("/auth/me", headers=admin)).json()
+    last = await client.put(f"/users/{me['id']}/status", json={"active": False}, headers=admin)
+    assert last.status == 409
+    missing = "00000000-0000-4000-8000-000000000000"
+    gone = await client.put(f"/users/{missing}/status", json={"active": False}, headers=admin)
+    assert gone.status == 404
+    loose = await client.put(status, json={"active": "false"}, headers=admin)
+    assert loose.status == 422
+    assert (await loose.json())["errors"][0]["field"] == "active"

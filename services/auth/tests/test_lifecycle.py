@@ -51,6 +51,7 @@ async def test_openapi_lists_every_route_with_schemas_and_security(client: Any) 
         ("/auth/password", "post"),
         ("/users/{id}", "get"),
         ("/users/{id}/roles", "put"),
+        ("/users/{id}/status", "put"),
         ("/roles", "get"),
         ("/roles", "post"),
         ("/permissions", "get"),

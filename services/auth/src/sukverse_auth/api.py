@@ -24,13 +24,14 @@ from sukverse_auth.schemas import (
     RoleOut,
     SetPasswordRequest,
     SetRolesRequest,
+    SetStatusRequest,
     TokenPair,
     UserOut,
     UsersQuery,
 )
 from sukverse_auth.service import ClientAuthFailed
 from sukverse_common.api import Page, Routes, client_address, path_uuid, principal
-from sukverse_common.errors import BadRequest, Forbidden, UnsupportedMediaType
+from sukverse_common.errors import BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
 
 routes = Routes("auth")
 
@@ -41,6 +42,7 @@ def user_out(user: User) -> UserOut:
         email=user.email,
         full_name=user.full_name,
         roles=user.role_names,
+        active=user.is_active,
         created_at=user.created_at,
     )
 
@@ -151,11 +153,14 @@ async def me(request: web.Request) -> MeOut:
     if caller.user_id is None:
         raise Forbidden("machine clients have no account")
     user = await request.app[AUTH].user(caller.user_id)
+    if not user.is_active:
+        raise Unauthorized("the account is disabled")
     return MeOut.model_construct(
         id=user.id,
         email=user.email,
         full_name=user.full_name,
         roles=user.role_names,
+        active=True,
         created_at=user.created_at,
         scope=sorted(caller.scopes),
     )
@@ -229,6 +234,23 @@ async def set_roles(request: web.Request, body: SetRolesRequest) -> UserOut:
         body.roles,
         by=principal(request).user_id,
         grants_any=principal(request).has("roles:write"),
+    )
+    return user_out(user)
+
+
+@routes.put(
+    "/users/{id}/status",
+    body=SetStatusRequest,
+    response=UserOut,
+    permission="users:disable",
+    errors=(403, 404, 409),
+)
+async def set_status(request: web.Request, body: SetStatusRequest) -> UserOut:
+    """Disable an account or enable it again (admins). A disabled account cannot log in or
+    refresh, its sessions end, and `user.status_changed` tells the other services. The
+    last active admin cannot be disabled (409)."""
+    user = await request.app[AUTH].set_active(
+        path_uuid(request), body.active, by=principal(request).user_id
     )
     return user_out(user)
 

@@ -10,6 +10,7 @@ from zxcvbn import zxcvbn
 PERMISSIONS: dict[str, str] = {
     "users:read": "Look up user accounts",
     "users:write": "Create accounts for others",
+    "users:disable": "Disable and re-enable accounts",
     "roles:read": "List roles and permissions",
     "roles:write": "Define roles",
     "roles:assign": "Change the roles of a user",
@@ -86,7 +87,9 @@ DEFAULT_ROLE = "student"
 # Roles holding any of these are given or taken away only by a caller with `roles:write`:
 # `roles:assign` alone (the operator, user_mgmt) reaches student and instructor, never
 # an administrator's or a machine client's powers.
-ADMINISTRATIVE = frozenset({"roles:write", "roles:assign", "users:write", "profiles:write"})
+ADMINISTRATIVE = frozenset(
+    {"roles:write", "roles:assign", "users:write", "users:disable", "profiles:write"}
+)
 # The role of a machine client that the settings give no role of its own.
 MACHINE_ROLE = "service"
 

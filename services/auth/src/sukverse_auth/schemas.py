@@ -78,7 +78,12 @@ class UserOut(Schema):
     email: str
     full_name: str
     roles: list[str]
+    active: bool = Field(description="false once an admin disabled the account")
     created_at: datetime
+
+
+class SetStatusRequest(RequestSchema):
+    active: bool = Field(description="false disables the account and ends its sessions")
 
 
 class CreatedUserOut(UserOut):

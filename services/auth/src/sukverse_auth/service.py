@@ -47,7 +47,7 @@ from sukverse_common.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from sukverse_common.events.contracts import UserRegistered, UserRolesChanged
+from sukverse_common.events.contracts import UserRegistered, UserRolesChanged, UserStatusChanged
 from sukverse_common.events.outbox import Outbox
 from sukverse_common.security import MACHINE_SUBJECT_PREFIX
 
@@ -485,6 +485,36 @@ class AuthService:
             if demoting_admin and await store.count_users_with_role(session, "admin") == 0:
                 raise Conflict(LAST_ADMIN)  # a concurrent demotion got there first
             await session.refresh(user, ["roles"])
+        return user
+
+    async def set_active(self, user_id: uuid.UUID, active: bool, *, by: uuid.UUID | None) -> User:
+        """Disable an account (it can no longer log in, and its sessions end) or enable it
+        again; the change is an event. The last active admin cannot be disabled."""
+        now = _now()
+        async with self.database.sessions() as session, session.begin():
+            user = await store.user_by_id(session, user_id)
+            if user is None:
+                raise NotFound("no such user")
+            if user.is_active == active:
+                return user
+            if not active and "admin" in user.role_names:
+                admins = await store.lock_role_holders(session, "admin")
+                if user.id in admins and len(admins) <= 1:
+                    raise Conflict(LAST_ADMIN)
+            self._users.pop(user.id, None)
+            user.is_active = active
+            user.updated_at = now
+            if not active:
+                await store.revoke_families(session, now, user_id=user.id)
+            await self.outbox.add(
+                session,
+                UserStatusChanged(user_id=user.id, active=active, changed_by=by, changed_at=now),
+                subject=str(user.id),
+            )
+            await session.flush()
+            if not active and await store.count_users_with_role(session, "admin") == 0:
+                raise Conflict(LAST_ADMIN)  # a concurrent change got there first
+        log.info("account status changed", user_id=str(user_id), active=active)
         return user
 
     # -- roles and permissions -------------------------------------------------------------------

@@ -92,9 +92,13 @@ async def credentials(session: AsyncSession, email: str) -> Credentials | None:
 
 
 async def count_users_with_role(session: AsyncSession, role: str) -> int:
+    """The active accounts holding a role (a disabled admin administers nothing)."""
     return (
         await session.scalar(
-            select(func.count()).select_from(UserRole).where(UserRole.role_name == role)
+            select(func.count())
+            .select_from(UserRole)
+            .join(User, User.id == UserRole.user_id)
+            .where(UserRole.role_name == role, User.is_active.is_(True))
         )
         or 0
     )
@@ -168,6 +172,11 @@ async def count_failed_login(session: AsyncSession, user_id: uuid.UUID) -> int:
 
 
 async def lock_role_holders(session: AsyncSession, role: str) -> Sequence[uuid.UUID]:
-    """The holders of a role, locked until the transaction ends (PostgreSQL)."""
-    query = select(UserRole.user_id).where(UserRole.role_name == role).with_for_update()
+    """The active holders of a role, locked until the transaction ends (PostgreSQL)."""
+    query = (
+        select(UserRole.user_id)
+        .join(User, User.id == UserRole.user_id)
+        .where(UserRole.role_name == role, User.is_active.is_(True))
+        .with_for_update()
+    )
     return (await session.scalars(query)).all()

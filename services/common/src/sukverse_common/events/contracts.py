@@ -64,6 +64,19 @@ class UserRolesChanged(EventData):
     changed_by: uuid.UUID | None
 
 
+class UserStatusChanged(EventData):
+    """An administrator disabled an account (it can no longer log in, refresh or use its
+    tokens) or enabled it again."""
+
+    event_type = "io.sukverse.auth.user.status_changed.v1"
+    aggregate_type = "user"
+
+    user_id: uuid.UUID
+    active: bool
+    changed_by: uuid.UUID | None
+    changed_at: datetime
+
+
 # -- workshop -----------------------------------------------------------------------------
 # Workshop events are keyed by the workshop id; enrollment and progress events by the
 # enrollment id, so that one student's progress in one workshop stays in order.
