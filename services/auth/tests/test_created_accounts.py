@@ -97,3 +97,42 @@ async def test_a_forged_set_password_token_is_refused(client: Any, token: str) -
     response = await client.post("/auth/password", json={"token": token, "password": NEW_PASSWORD})
     assert response.status in (400, 422)
     assert response.content_type == "application/problem+json"
+
+
+async def test_a_lost_set_password_token_is_reissued_and_the_old_one_stops_working(
+    client: Any, api: Any
+) -> None:
+    """An account whose token was lost (an interrupted import) gets a new one; the first
+    stops working. An account with a password gets none, and an admin account's needs
+    `roles:write`, which the operator lacks."""
+    service = await operator_headers(client, api)
+    user = await (
+        await create(client, service, email="lost@example.com", full_name="Lost", roles=["student"])
+    ).json()
+    reissue = f"/users/{user['id']}/password-token"
+    response = await client.post(reissue, headers=service)
+    assert response.status == 200, await response.text()
+    fresh = await response.json()
+    assert fresh["set_password_token"] != user["set_password_token"]
+    assert fresh["set_password_expires_at"] > user["created_at"]
+    old = await client.post(
+        "/auth/password", json={"token": user["set_password_token"], "password": NEW_PASSWORD}
+    )
+    assert old.status == 400
+    done = await client.post(
+        "/auth/password", json={"token": fresh["set_password_token"], "password": NEW_PASSWORD}
+    )
+    assert done.status == 204
+    assert (await client.post(reissue, headers=service)).status == 409  # it has a password now
+
+    admin = api.bearer(await api.admin_token())
+    boss = await (
+        await create(client, admin, email="boss@example.com", full_name="Boss", roles=["admin"])
+    ).json()
+    boss_token = f"/users/{boss['id']}/password-token"
+    assert (await client.post(boss_token, headers=service)).status == 403
+    assert (await client.post(boss_token, headers=admin)).status == 200
+    student = api.bearer((await api.login("lost@example.com", NEW_PASSWORD))["access_token"])
+    assert (await client.post(reissue, headers=student)).status == 403
+    missing = "/users/00000000-0000-4000-8000-000000000000/password-token"
+    assert (await client.post(missing, headers=admin)).status == 404

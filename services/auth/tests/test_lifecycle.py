@@ -52,6 +52,7 @@ async def test_openapi_lists_every_route_with_schemas_and_security(client: Any) 
         ("/users/{id}", "get"),
         ("/users/{id}/roles", "put"),
         ("/users/{id}/status", "put"),
+        ("/users/{id}/password-token", "post"),
         ("/roles", "get"),
         ("/roles", "post"),
         ("/permissions", "get"),

@@ -17,6 +17,7 @@ from sukverse_auth.schemas import (
     LogoutRequest,
     MeOut,
     PageQuery,
+    PasswordTokenOut,
     PermissionOut,
     RefreshRequest,
     RegisterRequest,
@@ -204,6 +205,23 @@ async def create_user(request: web.Request, body: CreateUserRequest) -> CreatedU
     return CreatedUserOut(
         **user_out(user).model_dump(), set_password_token=token, set_password_expires_at=expires_at
     )
+
+
+@routes.post(
+    "/users/{id}/password-token",
+    response=PasswordTokenOut,
+    permission="users:write",
+    errors=(403, 404, 409),
+)
+async def reissue_password_token(request: web.Request) -> PasswordTokenOut:
+    """A new set-password token for an account that has no password yet, e.g. one an
+    interrupted import made; the earlier ones stop working. An account with a password
+    is a 409, and one holding an administrative role needs `roles:write`."""
+    caller = principal(request)
+    token, expires_at = await request.app[AUTH].reissue_password_token(
+        path_uuid(request), by=caller.user_id, grants_any=caller.has("roles:write")
+    )
+    return PasswordTokenOut(set_password_token=token, set_password_expires_at=expires_at)
 
 
 @routes.post("/auth/password", body=SetPasswordRequest, status=204, public=True, errors=(400,))

@@ -86,6 +86,13 @@ class SetStatusRequest(RequestSchema):
     active: bool = Field(description="false disables the account and ends its sessions")
 
 
+class PasswordTokenOut(Schema):
+    """A one-time token that sets an account's first password (POST /auth/password)."""
+
+    set_password_token: str
+    set_password_expires_at: datetime
+
+
 class CreatedUserOut(UserOut):
     """A new account and the one-time token its owner sets a password with."""
 

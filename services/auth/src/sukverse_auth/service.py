@@ -29,6 +29,7 @@ from sukverse_auth.ratelimit import FailureWindow
 from sukverse_auth.schemas import AccessToken, PermissionOut, RoleIn, RoleOut, TokenPair
 from sukverse_auth.settings import AuthSettings
 from sukverse_auth.tokens import (
+    UNSET_PREFIX,
     TokenIssuer,
     hash_refresh_token,
     new_refresh_token,
@@ -201,6 +202,31 @@ class AuthService:
         )
         log.info("user created", user_id=str(user.id), by=str(by) if by else None)
         return user, token, now + timedelta(seconds=ttl)
+
+    async def reissue_password_token(
+        self, user_id: uuid.UUID, *, by: uuid.UUID | None, grants_any: bool
+    ) -> tuple[str, datetime]:
+        """A new set-password token for an account that has no password yet (an import or
+        an invitation whose token was lost), with its expiry; the tokens issued before it
+        stop working. An account holding an administrative role needs `roles:write`."""
+        now = _now()
+        ttl = self.settings.set_password_token_ttl_seconds
+        async with self.database.sessions() as session, session.begin():
+            user = await store.user_by_id(session, user_id, for_update=True)
+            if user is None:
+                raise NotFound("no such user")
+            if not user.password_hash.startswith(UNSET_PREFIX):
+                raise Conflict("the account has a password already: only its owner changes it")
+            await self._may_grant(session, user.role_names, grants_any=grants_any)
+            # A new unusable hash: the earlier tokens named the old one.
+            user.password_hash = unusable_password_hash()
+            user.updated_at = now
+        self._users.pop(user_id, None)
+        token = self.issuer.password_token(
+            user_id=user_id, fingerprint=password_fingerprint(user.password_hash), ttl_seconds=ttl
+        )
+        log.info("set-password token reissued", user_id=str(user_id), by=str(by) if by else None)
+        return token, now + timedelta(seconds=ttl)
 
     async def set_password(self, *, token: str, password: str) -> None:
         """Set the password of an account with its one-time token; a used, expired or

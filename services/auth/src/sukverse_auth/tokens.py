@@ -134,9 +134,12 @@ def password_fingerprint(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:32]
 
 
+UNSET_PREFIX = "!unset:"
+
+
 def unusable_password_hash() -> str:
     """The password hash of an account that has no password yet: no password matches it."""
-    return "!unset:" + secrets.token_hex(16)
+    return UNSET_PREFIX + secrets.token_hex(16)
 
 
 def new_refresh_token() -> tuple[str, str]:
