@@ -540,6 +540,8 @@ class AuthService:
             await session.flush()
             if not active and await store.count_users_with_role(session, "admin") == 0:
                 raise Conflict(LAST_ADMIN)  # a concurrent change got there first
+        # Again once committed: a request meanwhile may have cached the account as it was.
+        self._users.pop(user_id, None)
         log.info("account status changed", user_id=str(user_id), active=active)
         return user
 
