@@ -48,6 +48,17 @@ def run_python(code: str, **environ: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def run_traced(code: str) -> subprocess.CompletedProcess[str]:
+    """`code` in a process with tracing on, exporting to an endpoint nothing listens on: the
+    spans are dropped at export, after the test."""
+    return run_python(
+        code,
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_BSP_EXPORT_TIMEOUT="100",
+        OTEL_EXPORTER_OTLP_TIMEOUT="0.1",
+    )
+
+
 def test_with_tracing_off_a_service_imports_nothing_of_opentelemetry(tmp_path: Path) -> None:
     result = run_python(
         "import sys\n"
@@ -77,7 +88,7 @@ def test_an_unsupported_export_protocol_is_refused_with_the_reason() -> None:
 def test_with_tracing_on_an_event_written_in_a_span_carries_its_context() -> None:
     """The outbox's `create` span hands each event its W3C trace context, which the
     CloudEvent keeps as the distributed-tracing extension's attributes."""
-    result = run_python(
+    result = run_traced(
         "import uuid\n"
         "from sukverse_common import tracing\n"
         "from sukverse_common.events.contracts import UserRegistered\n"
@@ -92,10 +103,6 @@ def test_with_tracing_on_an_event_written_in_a_span_carries_its_context() -> Non
         "print(back.__pydantic_extra__['traceparent'])\n"
         "print(tracing.carried(event.to_bytes().decode()) == trace)\n"
         "tracing.shutdown()\n",
-        # An endpoint nothing listens on: the spans are dropped at export, after the test.
-        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
-        OTEL_BSP_EXPORT_TIMEOUT="100",
-        OTEL_EXPORTER_OTLP_TIMEOUT="0.1",
     )
     assert result.returncode == 0, result.stderr
     traceparent, same = result.stdout.split()
@@ -108,7 +115,7 @@ def test_with_tracing_on_an_event_written_in_a_span_carries_its_context() -> Non
 def test_with_tracing_on_an_engine_is_traced_once_whatever_was_imported_first() -> None:
     """Tracing is configured before anything has imported SQLAlchemy's asyncio extension:
     the engine the kit makes still gets one tracer, so each statement runs its hooks once."""
-    result = run_python(
+    result = run_traced(
         "import sys\n"
         "from sukverse_common import tracing\n"
         "assert 'sqlalchemy.ext.asyncio' not in sys.modules\n"
@@ -117,8 +124,6 @@ def test_with_tracing_on_an_engine_is_traced_once_whatever_was_imported_first() 
         "engine = create_engine('sqlite:///:memory:')\n"
         "print(len(engine.sync_engine.dispatch.before_cursor_execute))\n"
         "tracing.shutdown()\n",
-        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
-        OTEL_BSP_EXPORT_TIMEOUT="100",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1"]
@@ -126,7 +131,7 @@ def test_with_tracing_on_an_engine_is_traced_once_whatever_was_imported_first() 
 
 def test_with_tracing_on_a_statement_is_a_span_only_inside_a_recording_one() -> None:
     """A statement in a kept trace is a span of it; one outside any trace starts none."""
-    result = run_python(
+    result = run_traced(
         "import asyncio\n"
         "from sqlalchemy import text\n"
         "from sukverse_common import tracing\n"
@@ -151,9 +156,6 @@ def test_with_tracing_on_a_statement_is_a_span_only_inside_a_recording_one() -> 
         "parent = {span.name: span for span in spans.get_finished_spans()}\n"
         "print(names)\n"
         "tracing.shutdown()\n",
-        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
-        OTEL_BSP_EXPORT_TIMEOUT="100",
-        OTEL_EXPORTER_OTLP_TIMEOUT="0.1",
     )
     assert result.returncode == 0, result.stderr
     # The connection's own span is the instrumentation's, made as it is opened.
@@ -167,7 +169,7 @@ def test_a_consumer_batch_is_one_process_span_per_kept_trace() -> None:
     another in its own, one of a dropped trace in none, and one without a trace context in
     a trace of its own; each handler runs in its event's span, and a failure of the batch
     is recorded in every span."""
-    result = run_python(
+    result = run_traced(
         "import uuid\n"
         "from datetime import UTC, datetime\n"
         "from opentelemetry import trace\n"
@@ -207,9 +209,6 @@ def test_a_consumer_batch_is_one_process_span_per_kept_trace() -> None:
         " parent, span and span.status.status_code.name)\n"
         "print(seen[0] == seen[2] == seen[5], len(done))\n"
         "tracing.shutdown()\n",
-        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
-        OTEL_BSP_EXPORT_TIMEOUT="100",
-        OTEL_EXPORTER_OTLP_TIMEOUT="0.1",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
@@ -288,7 +287,7 @@ def test_handling_an_event_of_a_dropped_trace_carries_only_its_trace_context_on(
     """The consumer's handling of an event whose trace was dropped makes no span, and the
     events it writes carry that trace's context (and none of the event's other extension
     attributes), so that their own consumers drop their work too."""
-    result = run_python(
+    result = run_traced(
         "import uuid\n"
         "from datetime import UTC, datetime\n"
         "from sukverse_common import tracing\n"
@@ -308,9 +307,6 @@ def test_handling_an_event_of_a_dropped_trace_carries_only_its_trace_context_on(
         "with tracing.creating('sukverse.auth', count=1, system='kafka') as trace:\n"
         "    print(trace['traceparent'] != parent)\n"
         "tracing.shutdown()\n",
-        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
-        OTEL_BSP_EXPORT_TIMEOUT="100",
-        OTEL_EXPORTER_OTLP_TIMEOUT="0.1",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["None", "True", "True"]
