@@ -1,10 +1,10 @@
-"""What tracing costs: authenticated `GET /auth/me` and the events pipeline with every trace
-exported to a real Jaeger, against the same with tracing off, in turn, in one run.
+"""What tracing costs: authenticated `GET /auth/me` and the events pipeline traced to a real
+Jaeger, against the same with tracing off, in turn, in one run.
 
-Tracing on means `OTEL_EXPORTER_OTLP_ENDPOINT` set and the default sampler (every trace
-kept): the most it can cost. The pipeline runs in a process of its own per round, since
-tracing is configured once per process; its consuming side is a child of that process, as in
-`benchmarks.events`, and takes the same environment.
+Tracing on means `OTEL_EXPORTER_OTLP_ENDPOINT` set, with each of the samplers of `SAMPLERS`:
+from no trace kept to every one, the most it can cost. The pipeline runs in a process of its
+own per round, since tracing is configured once per process; its consuming side is a child of
+that process, as in `benchmarks.events`, and takes the same environment.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def jaeger(directory: Path) -> Iterator[str]:
         subprocess.run(["bash", script, "stop", str(directory)], check=True, capture_output=True)
 
 
-# The samplers measured: the charts' default (a tenth of the traces that start in Sukverse,
-# each kept or dropped whole), and every trace kept.
+# The samplers measured, each parent-based (a trace is kept or dropped whole): none kept (the
+# context only), the charts' default of a hundredth, a tenth, and every trace.
 SAMPLERS = {
     "zero": {"OTEL_TRACES_SAMPLER": "parentbased_always_off"},
     "one": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"},
