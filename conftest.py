@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import importlib
 import json
 import os
+import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +32,7 @@ from sukverse_common.events.bus import Bus, each
 from sukverse_common.events.contracts import EventData, topic_of
 from sukverse_common.events.envelope import CloudEvent
 from sukverse_common.settings import ServiceSettings
+from sukverse_platform.registry import DEFAULT_PORT_BASE, SERVICES
 
 HACK = Path(__file__).resolve().parent / "hack"
 
@@ -249,6 +253,13 @@ def consumed_by(service: str) -> list[str]:
         return []
     assert consumer.name == service
     return list(consumer.topics)
+
+
+def listened() -> list[str]:
+    """The topics every service's bus reads in no group, as the common kit declares them."""
+    from sukverse_common.security import REVOCATION_TOPIC
+
+    return [REVOCATION_TOPIC]
 
 
 def producers() -> set[str]:
@@ -594,3 +605,90 @@ def published(bus: Bus, settings: ServiceSettings) -> list[CloudEvent]:
 
     bus.subscribe("test", [topic_of(settings.service_name)], each(record))
     return events
+
+
+# -- the embedded platform: `sukverse up` -------------------------------------------------
+
+
+def free_port_base(count: int = 6) -> int:
+    """A block of free ports below the ephemeral range (32768 and up on Linux), so that
+    no outgoing connection takes one of them between two starts."""
+    for _ in range(50):
+        base = random.randint(20_000, 32_000 - count)
+        try:
+            sockets = []
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free block of ports")
+
+
+class Platform:
+    """`sukverse up` as its user runs it, in a process of its own on a block of free ports."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port_base = free_port_base()
+        self.url = f"http://127.0.0.1:{self.port_base}"
+        self.process: subprocess.Popen[str] | None = None
+        self.env: dict[str, str] = {}
+
+    def service_url(self, name: str) -> str:
+        return (
+            f"http://127.0.0.1:{self.port_base + SERVICES[name].default_port - DEFAULT_PORT_BASE}"
+        )
+
+    def start(self) -> None:
+        env = {**os.environ, "SUKVERSE_DATA_DIR": str(self.data_dir), **self.env}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sukverse_platform",
+                "up",
+                "--port-base",
+                str(self.port_base),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        waiting = set(SERVICES)
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.process.communicate()[0]
+            for name in sorted(waiting):
+                try:
+                    with urllib.request.urlopen(f"{self.service_url(name)}/readyz", timeout=10):
+                        waiting.discard(name)
+                except (OSError, http.client.HTTPException):
+                    pass  # not listening yet, not yet answering HTTP, or not ready
+            if not waiting:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"sukverse up did not get {sorted(waiting)} ready")
+
+    def interrupt(self) -> tuple[int, str]:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        output, _ = self.process.communicate(timeout=20)
+        code = self.process.returncode
+        self.process = None
+        return code, output
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[Platform]:
+    platform = Platform(tmp_path / "data")
+    yield platform
+    if platform.process is not None:
+        platform.process.kill()
+        platform.process.communicate()  # reaps it and closes its output pipe

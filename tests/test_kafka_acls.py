@@ -34,7 +34,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from conftest import Server, _short_dir, consumed_by, free_port, hack, producers
+from conftest import Server, _short_dir, consumed_by, free_port, hack, listened, producers
 from sukverse_analytics.settings import AnalyticsSettings
 from sukverse_auth.settings import AuthSettings
 from sukverse_certificate.settings import CertificateSettings
@@ -415,8 +415,9 @@ async def read_all(bootstrap: str, topic: str, partitions: int) -> list[Any]:
 
 def test_the_broker_holds_exactly_the_acls_the_chart_renders(broker: AclBroker) -> None:
     assert broker.listed == broker.rendered
+    # Every service listens to auth's token revocations.
     assert {principal for principal, *_ in broker.listed} == {
-        f"User:{kafka_user(s)}" for s in SERVICES if s in producers() or consumed_by(s)
+        f"User:{kafka_user(s)}" for s in SERVICES
     }
     for service in SERVICES:
         settings = broker.settings(service)
@@ -513,7 +514,7 @@ async def test_each_service_may_write_its_own_topic_and_its_consumed_topics_dlq_
     ("service", "group", "producer", "error"),
     [
         pytest.param("quiz", "analytics", "workshop", GroupAuthorizationFailedError, id="group"),
-        pytest.param("quiz", "quiz", "auth", TopicAuthorizationFailedError, id="topic"),
+        pytest.param("quiz", "quiz", "certificate", TopicAuthorizationFailedError, id="topic"),
         # Auth consumes nothing: the topic is refused before its group is ever asked for.
         pytest.param("auth", "auth", "workshop", TopicAuthorizationFailedError, id="no-consumer"),
     ],
@@ -576,16 +577,20 @@ async def test_a_consumer_dead_letters_into_its_consumed_topics_dlq(
 async def test_every_service_runs_on_the_acls_of_its_kafka_user(
     broker: AclBroker, buses: Callable[[KafkaBus], Awaitable[KafkaBus]], bus_log: BusLog
 ) -> None:
-    """Each service's bus starts with the subscriptions its EventConsumer declares, is ready,
-    publishes its events, and each consumer receives them and commits its offsets as its own
-    group: the chart's ACLs miss nothing the code needs."""
+    """Each service's bus starts with the subscriptions its EventConsumer declares and the
+    common kit's listener, is ready, publishes its events, each consumer receives them and
+    commits its offsets as its own group, and each listener hears auth's: the chart's ACLs
+    miss nothing the code needs."""
     inboxes: dict[str, Inbox] = {}
+    listeners: dict[str, Inbox] = {}
     unstarted: dict[str, KafkaBus] = {}
     for service in SERVICES:
         bus = unstarted[service] = broker.bus(service)
         if topics := consumed_by(service):
             inboxes[service] = Inbox()
             bus.subscribe(service, topics, inboxes[service])
+        listeners[service] = Inbox()
+        bus.listen(listened(), listeners[service], replay_seconds=60)
     started = dict(
         zip(unstarted, await asyncio.gather(*map(buses, unstarted.values())), strict=True)
     )
@@ -599,6 +604,9 @@ async def test_every_service_runs_on_the_acls_of_its_kafka_user(
     for service, inbox in inboxes.items():
         wanted = {subjects[topic.removeprefix("sukverse.")] for topic in consumed_by(service)}
         await until(lambda i=inbox, w=wanted: w <= i.subjects(), f"{service} to get {wanted}")
+    for service, inbox in listeners.items():
+        wanted = {subjects[topic.removeprefix("sukverse.")] for topic in listened()}
+        await until(lambda i=inbox, w=wanted: w <= i.subjects(), f"{service} to hear {wanted}")
 
     admin = AIOKafkaAdminClient(bootstrap_servers=broker.plaintext)
     reader = AIOKafkaConsumer(bootstrap_servers=broker.plaintext)

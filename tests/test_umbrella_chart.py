@@ -182,8 +182,9 @@ def test_migrations_run_before_the_pods_and_never_wait_on_what_the_release_creat
 
 
 def test_kafka_acls_allow_exactly_what_each_service_produces_and_consumes(helm: Path) -> None:
-    """Held to the code: the contracts' producing services and each event consumer's topics."""
-    from conftest import consumed_by, producers
+    """Held to the code: the contracts' producing services, each event consumer's topics
+    and the topics every service listens to."""
+    from conftest import consumed_by, listened, producers
     from sukverse_common.events.contracts import topic_of
 
     producing = producers()
@@ -206,6 +207,8 @@ def test_kafka_acls_allow_exactly_what_each_service_produces_and_consumes(helm: 
         for topic in consumed[service]:
             expected |= {("topic", prefix + topic, op) for op in ("Read", "Describe")}
             expected |= {("topic", f"{prefix}{topic}.dlq", op) for op in ("Write", "Describe")}
+        for topic in listened():
+            expected |= {("topic", prefix + topic, op) for op in ("Read", "Describe")}
         if consumed[service]:
             expected.add(("group", prefix + service, "Read"))
         assert granted == expected, service

@@ -13,6 +13,14 @@ analytics: {produces: false, consumes: [certificate, quiz, workshop]}
 certificate: {produces: true, consumes: [auth, quiz, workshop]}
 {{- end -}}
 
+{{/*
+The topics every service reads in no consumer group, each replica all of it: auth's, whose
+token revocations every token verifier applies.
+*/}}
+{{- define "sukverse.listened" -}}
+[auth]
+{{- end -}}
+
 {{- define "sukverse.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 app.kubernetes.io/instance: {{ .Release.Name }}

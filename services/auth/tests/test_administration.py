@@ -187,17 +187,21 @@ async def test_an_admin_disables_an_account_and_enables_it_again(
     refresh = await client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert refresh.status == 401
     me = await client.get("/auth/me", headers=student)
-    assert me.status == 401
-    assert "disabled" in (await me.json())["detail"]
+    assert me.status == 401  # the account is disabled, or its tokens revoked already
     listed = await (await client.get(f"/users/{user['id']}", headers=admin)).json()
     assert listed["active"] is False
 
     assert (await client.put(status, json={"active": True}, headers=admin)).status == 200
     again = await api.login("dis@example.com")
     assert (await client.get("/auth/me", headers=api.bearer(again["access_token"]))).status == 200
-    # The ended session stays ended: enabling does not bring its refresh tokens back.
+    # The ended session stays ended: enabling does not bring its tokens back.
     refresh = await client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert refresh.status == 401
+    deadline = time.monotonic() + 5
+    while (old := await client.get("/auth/me", headers=student)).status != 401:
+        assert time.monotonic() < deadline, "the disabled account's token works again"
+        await asyncio.sleep(0.05)
+    assert "revoked" in (await old.json())["detail"]
 
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and (

@@ -120,7 +120,7 @@ async def test_the_refresh_token_migration_dates_each_family_from_its_first_toke
     import uuid
     from datetime import UTC, datetime, timedelta
 
-    from sqlalchemy import insert, select
+    from sqlalchemy import column, insert, select, table
 
     from sukverse_auth.models import RefreshToken, User
     from sukverse_common.db import create_engine
@@ -131,8 +131,13 @@ async def test_the_refresh_token_migration_dates_each_family_from_its_first_toke
     user, family, first = uuid.uuid4(), uuid.uuid4(), datetime(2026, 9, 1, tzinfo=UTC)
     try:
         async with engine.begin() as conn:
+            names = ("id", "email", "full_name", "password_hash", "is_active")
+            names += ("failed_logins", "created_at", "updated_at")
+            users = table(  # the columns of that revision only
+                "users", *(column(name, User.__table__.c[name].type) for name in names)
+            )
             await conn.execute(
-                insert(User).values(
+                insert(users).values(
                     id=user,
                     email="old@example.com",
                     full_name="Old",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -17,6 +18,8 @@ from sukverse_auth.app import create_app
 from sukverse_auth.settings import AuthSettings
 from sukverse_auth.tokens import SigningKeys
 from sukverse_common.events.bus import Bus
+from sukverse_common.events.contracts import TokensRevoked
+from sukverse_common.events.envelope import CloudEvent
 
 
 async def test_refresh_rotates_and_a_reused_token_revokes_the_family(client: Any, api: Any) -> None:
@@ -98,6 +101,94 @@ async def test_logout_revokes_the_session_and_all_sessions(client: Any, api: Any
     assert (
         await client.post("/auth/refresh", json={"refresh_token": two["refresh_token"]})
     ).status == 401
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    """A token's claims, read without verifying (auth verified it; this reads what it says)."""
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+async def refused(client: Any, token: str) -> str:
+    """Wait (5 s at most) until auth refuses the token; its reason."""
+    deadline = time.monotonic() + 5
+    while (
+        response := await client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
+    ).status != 401:
+        assert time.monotonic() < deadline, "the access token still works"
+        await asyncio.sleep(0.05)
+    return str((await response.json())["detail"])
+
+
+async def test_each_revocation_is_an_event_and_ends_the_access_tokens_it_covers(
+    client: Any, api: Any, published: list[CloudEvent]
+) -> None:
+    """A logout ends its session's access tokens (`sid`); logging out everywhere, a role
+    taken away or the account disabled every earlier one of the user (`gen`). Each is a
+    `tokens_revoked` event, and a token issued right after is not covered. A role added
+    revokes nothing."""
+    admin = api.bearer(await api.admin_token())
+    user = await api.register("rev@example.com")
+    one, two = await api.login("rev@example.com"), await api.login("rev@example.com")
+    assert claims_of(one["access_token"])["sid"] != claims_of(two["access_token"])["sid"]
+    assert claims_of(one["access_token"])["gen"] == 0
+
+    # Logging out without a refresh token ends the caller's own session only.
+    out = await client.post("/auth/logout", json={}, headers=api.bearer(one["access_token"]))
+    assert out.status == 204
+    assert "revoked" in await refused(client, one["access_token"])
+    assert (await client.get("/auth/me", headers=api.bearer(two["access_token"]))).status == 200
+    ended = await client.post("/auth/refresh", json={"refresh_token": one["refresh_token"]})
+    assert ended.status == 401
+
+    # A role added: nothing revoked. Taken away: every earlier token, not the next one.
+    roles = f"/users/{user['id']}/roles"
+    await client.put(roles, json={"roles": ["student", "instructor"]}, headers=admin)
+    assert (await client.get("/auth/me", headers=api.bearer(two["access_token"]))).status == 200
+    await client.put(roles, json={"roles": ["student"]}, headers=admin)
+    fresh = await api.login("rev@example.com")
+    assert claims_of(fresh["access_token"])["gen"] == 1
+    assert "revoked" in await refused(client, two["access_token"])
+    me = await client.get("/auth/me", headers=api.bearer(fresh["access_token"]))
+    assert me.status == 200, await me.text()
+    renewed = await client.post("/auth/refresh", json={"refresh_token": two["refresh_token"]})
+    assert renewed.status == 200  # the session goes on, with tokens of the roles it has now
+    assert claims_of((await renewed.json())["access_token"])["roles"] == ["student"]
+
+    # At once again: the token of the revocation before is covered too.
+    everywhere = await client.post(
+        "/auth/logout", json={"all_sessions": True}, headers=api.bearer(fresh["access_token"])
+    )
+    assert everywhere.status == 204
+    assert "revoked" in await refused(client, fresh["access_token"])
+
+    deadline = time.monotonic() + 5
+    while len(revocations := [e for e in published if e.type == TokensRevoked.event_type]) < 3:
+        assert time.monotonic() < deadline, revocations
+        await asyncio.sleep(0.05)
+    by = [(e.data["reason"], e.data["session_id"], e.data["generation"]) for e in revocations]
+    assert by == [
+        ("logout", claims_of(one["access_token"])["sid"], None),
+        ("roles_removed", None, 1),
+        ("logout", None, 2),
+    ]
+    assert {e.subject for e in revocations} == {user["id"]}
+
+
+async def test_a_reused_refresh_token_ends_its_sessions_access_tokens(
+    client: Any, api: Any, published: list[CloudEvent]
+) -> None:
+    await api.register("thief@example.com")
+    first = await api.login("thief@example.com")
+    second = await (
+        await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    ).json()
+    reused = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert reused.status == 401
+    assert "revoked" in await refused(client, second["access_token"])
+    [event] = [e for e in published if e.type == TokensRevoked.event_type]
+    assert event.data["reason"] == "refresh_reused"
+    assert event.data["session_id"] == claims_of(second["access_token"])["sid"]
 
 
 async def test_client_credentials_with_basic_auth_and_narrowed_scope(client: Any, api: Any) -> None:

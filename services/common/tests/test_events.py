@@ -148,6 +148,76 @@ async def test_a_failed_publish_leaves_the_events_for_the_next_drain(database: D
     assert len(attempts) == 2 and attempts[0] == attempts[1]
 
 
+async def test_a_listener_hears_each_publish_first_and_its_failure_stops_nothing() -> None:
+    bus, heard, handled = InMemoryBus(), [], []
+
+    async def listener(events: Sequence[CloudEvent]) -> None:
+        heard.append([event.subject for event in events])
+        if len(heard) == 1:
+            raise RuntimeError("a listener's own trouble")
+
+    async def group(events: Sequence[CloudEvent]) -> None:
+        handled.append([event.subject for event in events])
+        assert len(heard) == len(handled)  # the listener heard them before
+
+    bus.listen(["sukverse.auth"], listener, replay_seconds=60)
+    bus.subscribe("g", ["sukverse.auth"], group)
+    await bus.start()
+    for batch in (["a", "b"], ["c"]):
+        await bus.publish(
+            [
+                Message("sukverse.auth", key, CloudEvent.wrap(registered(key), subject=key))
+                for key in batch
+            ]
+        )
+    assert heard == handled == [["a", "b"], ["c"]]
+    assert bus.history == {"sukverse.auth": 60}
+
+
+async def test_the_relay_replays_its_recent_published_events_to_the_listeners_at_start(
+    database: Database,
+) -> None:
+    """The in-process bus keeps nothing across a restart: what the outbox published in the
+    listeners' window reaches them again, to the listeners alone; what is older, or not yet
+    published, or of another topic does not."""
+    outbox, earlier = Outbox(tables.outbox), InMemoryBus()
+    await earlier.start()
+    async with database.sessions() as session, session.begin():
+        await outbox.add_many(
+            session, [(registered(f"{i}@example.com"), f"u{i}") for i in range(3)]
+        )
+    relay = OutboxRelay(
+        outbox=outbox, database=database, bus=earlier, metrics=Metrics("t"), poll_seconds=1
+    )
+    assert await relay.drain() == 3
+    async with database.sessions() as session, session.begin():
+        await session.execute(  # one of them long ago
+            tables.outbox.update()
+            .where(tables.outbox.c.aggregate_id == "u0")
+            .values(created_at=datetime(2020, 1, 1, tzinfo=UTC))
+        )
+        await outbox.add(session, registered("new@example.com"), subject="unpublished")
+
+    restarted, heard, handled = InMemoryBus(), [], []
+
+    async def listener(events: Sequence[CloudEvent]) -> None:
+        heard.extend(event.subject for event in events)
+
+    async def group(events: Sequence[CloudEvent]) -> None:
+        handled.extend(event.subject for event in events)
+
+    restarted.listen(["sukverse.auth"], listener, replay_seconds=3600)
+    restarted.subscribe("g", ["sukverse.auth"], group)
+    await restarted.start()
+    relay.bus = restarted
+    assert await relay.replay_history() == 2
+    assert heard == ["u1", "u2"] and handled == []
+    silent = InMemoryBus()  # no listener: nothing to replay
+    await silent.start()
+    relay.bus = silent
+    assert await relay.replay_history() == 0
+
+
 def make_dispatcher(
     database: Database, bus: InMemoryBus, consumer: EventConsumer
 ) -> InboxDispatcher:

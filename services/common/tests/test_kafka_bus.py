@@ -297,6 +297,54 @@ async def test_every_group_gets_every_event(kafka_server: Broker, prefix: str) -
 
 
 @pytest.mark.real
+async def test_every_listener_hears_every_event_from_its_window_on_and_has_the_past_at_start(
+    kafka_server: Broker, prefix: str
+) -> None:
+    """Two replicas listen to one topic in no group: each hears every event, beginning with
+    those of its replay window (an older one is not replayed), and has heard the past once
+    `start` returns. A listener's failure is logged and listening goes on."""
+    writer = make_bus(kafka_server, prefix, topics=[TOPIC])
+    await writer.start()  # creates the topic
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_server.address)
+    await producer.start()
+    try:
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        for n, age_seconds in ((0, 7200), (1, 30), (2, 5)):
+            await producer.send_and_wait(
+                writer.topic(TOPIC),
+                thing("k", n).to_bytes(),
+                key=b"k",
+                timestamp_ms=now_ms - age_seconds * 1000,
+            )
+    finally:
+        await producer.stop()
+
+    heard: dict[str, list[int]] = defaultdict(list)
+    replicas = []
+    for replica in ("one", "two"):
+
+        async def listen(events: Sequence[CloudEvent], replica: str = replica) -> None:
+            heard[replica].extend(event.data["n"] for event in events)
+            if replica == "two" and 3 in heard[replica] and 4 not in heard[replica]:
+                raise RuntimeError("a listener's own trouble")
+
+        bus = make_bus(kafka_server, prefix)
+        bus.listen([TOPIC], listen, replay_seconds=3600)
+        replicas.append(bus)
+    try:
+        for bus in replicas:
+            await bus.start()
+        assert heard == {"one": [1, 2], "two": [1, 2]}  # the past, before start returned
+        await writer.publish([Message(TOPIC, "k", thing("k", 3))])
+        await writer.publish([Message(TOPIC, "k", thing("k", 4))])
+        await wait_until(lambda: all(len(h) == 4 for h in heard.values()), what="both replicas")
+    finally:
+        for bus in (*replicas, writer):
+            await bus.stop()
+    assert heard == {"one": [1, 2, 3, 4], "two": [1, 2, 3, 4]}
+
+
+@pytest.mark.real
 async def test_a_bus_stopped_right_after_handling_has_committed_what_it_handled(
     kafka_server: Broker, prefix: str
 ) -> None:

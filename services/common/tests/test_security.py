@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,7 +13,15 @@ from joserfc import jwt
 from joserfc.jwk import KeySet, OKPKey
 
 from sukverse_common.errors import Unauthorized
-from sukverse_common.security import TokenVerifier, jwks_loader
+from sukverse_common.events.contracts import TokensRevoked
+from sukverse_common.events.envelope import CloudEvent
+from sukverse_common.security import (
+    REVOCATION_SECONDS,
+    Principal,
+    Revocations,
+    TokenVerifier,
+    jwks_loader,
+)
 
 
 def _token(key: OKPKey) -> str:
@@ -95,3 +104,103 @@ async def test_an_unreachable_key_server_means_401_not_500() -> None:
     )
     with pytest.raises(Unauthorized):
         await verifier.verify(_token(key))
+
+
+def _revoked(
+    user_id: uuid.UUID | None,
+    at: float,
+    *,
+    generation: int | None = None,
+    session: uuid.UUID | None = None,
+) -> CloudEvent:
+    data = TokensRevoked(
+        user_id=user_id or uuid.uuid4(),
+        session_id=session,
+        generation=generation,
+        reason="logout" if session else "roles_removed",
+        revoked_at=datetime.fromtimestamp(at, UTC),
+    )
+    return CloudEvent.wrap(data, subject=str(data.user_id))
+
+
+def _principal(subject: uuid.UUID, generation: int, session: uuid.UUID | None = None) -> Principal:
+    return Principal(
+        subject=str(subject),
+        email=None,
+        roles=frozenset(),
+        scopes=frozenset(),
+        token_id="j",
+        expires_at=int(time.time()) + 900,
+        user_id=subject,
+        session_id=str(session) if session else None,
+        generation=generation,
+    )
+
+
+async def test_revocations_refuse_a_users_earlier_tokens_and_a_sessions_every_token() -> None:
+    revocations, ann, bob, now = Revocations(), uuid.uuid4(), uuid.uuid4(), time.time()
+    session = uuid.uuid4()
+    await revocations.handle(
+        [_revoked(ann, now, generation=2), _revoked(bob, now, session=session)]
+    )
+    assert revocations.revoked(_principal(ann, 1))
+    assert not revocations.revoked(_principal(ann, 2))  # issued since
+    assert revocations.revoked(_principal(bob, 5, session))
+    assert not revocations.revoked(_principal(bob, 0, uuid.uuid4()))
+    # Applied twice, or an earlier one after a later one: the later generation stands.
+    await revocations.handle([_revoked(ann, now, generation=1), _revoked(ann, now, generation=2)])
+    assert not revocations.revoked(_principal(ann, 2))
+    assert revocations.revoked(_principal(ann, 1))
+
+
+async def test_revocations_ignore_other_events_and_log_an_unreadable_one() -> None:
+    revocations, ann = Revocations(), uuid.uuid4()
+    other = CloudEvent(
+        source="/sukverse/auth",
+        type="io.sukverse.auth.user.registered.v1",
+        subject="x",
+        data={"user_id": str(ann)},
+    )
+    broken = CloudEvent(
+        source="/sukverse/auth",
+        type=TokensRevoked.event_type,
+        subject="x",
+        data={"user_id": "not a uuid"},
+    )
+    await revocations.handle([other, broken, _revoked(ann, time.time(), generation=1)])
+    assert len(revocations) == 1
+
+
+async def test_revocations_forget_what_no_live_token_can_be_covered_by() -> None:
+    revocations, now = Revocations(), time.time()
+    long_ago = now - REVOCATION_SECONDS - 5
+    await revocations.handle(
+        [
+            _revoked(None, long_ago, generation=1),
+            _revoked(None, long_ago, session=uuid.uuid4()),
+            _revoked(None, now - 10, generation=1),
+            _revoked(None, now - 10, session=uuid.uuid4()),
+        ]
+    )
+    assert len(revocations) == 2
+
+
+async def test_a_verified_token_is_refused_once_revoked(aiohttp_server: Any) -> None:
+    """The cache of verified tokens does not outlast a revocation."""
+    key = OKPKey.generate_key("Ed25519", parameters={"kid": "k"})
+
+    async def jwks(_: web.Request) -> web.Response:
+        return web.json_response(KeySet([key]).as_dict(private=False))
+
+    app = web.Application()
+    app.router.add_get("/jwks", jwks)
+    server = await aiohttp_server(app)
+    verifier = TokenVerifier(
+        load_keys=jwks_loader(str(server.make_url("/jwks"))), issuer="iss", audience="aud"
+    )
+    token = _token(key)
+    principal = await verifier.verify(token)
+    assert principal.generation == 0 and principal.session_id is None
+    await verifier.revocations.handle([_revoked(principal.user_id, time.time(), generation=1)])
+    with pytest.raises(Unauthorized, match="revoked"):
+        await verifier.verify(token)

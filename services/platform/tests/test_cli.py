@@ -2,48 +2,24 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import Platform
 from sukverse_platform.registry import DEFAULT_PORT_BASE, SERVICES
 
 PASSWORD = "correct horse battery staple"
-
-
-def free_port_base(count: int = 6) -> int:
-    """A block of free ports below the ephemeral range (32768 and up on Linux), so that
-    no outgoing connection takes one of them between two starts."""
-    for _ in range(50):
-        base = random.randint(20_000, 32_000 - count)
-        try:
-            sockets = []
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free block of ports")
 
 
 def call(
@@ -59,68 +35,6 @@ def call(
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
-
-
-class Platform:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port_base = free_port_base()
-        self.url = f"http://127.0.0.1:{self.port_base}"
-        self.process: subprocess.Popen[str] | None = None
-        self.env: dict[str, str] = {}
-
-    def service_url(self, name: str) -> str:
-        return (
-            f"http://127.0.0.1:{self.port_base + SERVICES[name].default_port - DEFAULT_PORT_BASE}"
-        )
-
-    def start(self) -> None:
-        env = {**os.environ, "SUKVERSE_DATA_DIR": str(self.data_dir), **self.env}
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sukverse_platform",
-                "up",
-                "--port-base",
-                str(self.port_base),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 30
-        waiting = set(SERVICES)
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.process.communicate()[0]
-            for name in sorted(waiting):
-                try:
-                    if call("GET", f"{self.service_url(name)}/readyz")[0] == 200:
-                        waiting.discard(name)
-                except (OSError, http.client.HTTPException):
-                    pass  # not listening yet, or not yet answering HTTP
-            if not waiting:
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"sukverse up did not get {sorted(waiting)} ready")
-
-    def interrupt(self) -> tuple[int, str]:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGINT)
-        output, _ = self.process.communicate(timeout=20)
-        code = self.process.returncode
-        self.process = None
-        return code, output
-
-
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[Platform]:
-    platform = Platform(tmp_path / "data")
-    yield platform
-    if platform.process is not None:
-        platform.process.kill()
-        platform.process.communicate()  # reaps it and closes its output pipe
 
 
 def test_up_serves_stops_cleanly_on_ctrl_c_and_keeps_data(platform: Platform) -> None:
@@ -401,7 +315,8 @@ def test_the_readmes_first_hour_runs_as_written(platform: Platform, tmp_path: Pa
     assert progress["completed"] is True
     assert submitted["passed"] is True
     assert verified["status"] == "valid" and verified["name"] == "Ada Lovelace"
-    assert lines[4] == "Bearer"
+    assert lines[4] == "the logged-out token on the workshop service: 401"
+    assert lines[5] == "Bearer"
     assert (tmp_path / "certificate.pdf").read_bytes().startswith(b"%PDF-")
     code, _ = platform.interrupt()
     assert code == 0

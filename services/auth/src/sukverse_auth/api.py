@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from urllib.parse import unquote_plus
 
 from aiohttp import web
@@ -75,12 +76,17 @@ async def refresh(request: web.Request, body: RefreshRequest) -> TokenPair:
 
 @routes.post("/auth/logout", body=LogoutRequest, status=204)
 async def logout(request: web.Request, body: LogoutRequest) -> None:
-    """Revoke a refresh token's family, or every session of the caller."""
-    user_id = principal(request).user_id
-    if user_id is None:
+    """End a session: the refresh token's, or without one the caller's own, or with
+    `all_sessions` every session of the caller. Their refresh tokens stop working at once,
+    and their access tokens on every service within seconds."""
+    caller = principal(request)
+    if caller.user_id is None:
         raise Forbidden("machine clients have no sessions")
     await request.app[AUTH].logout(
-        user_id, refresh_token=body.refresh_token, everywhere=body.all_sessions
+        caller.user_id,
+        refresh_token=body.refresh_token,
+        everywhere=body.all_sessions,
+        session_id=uuid.UUID(caller.session_id) if caller.session_id else None,
     )
 
 

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -48,7 +49,12 @@ from sukverse_common.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from sukverse_common.events.contracts import UserRegistered, UserRolesChanged, UserStatusChanged
+from sukverse_common.events.contracts import (
+    TokensRevoked,
+    UserRegistered,
+    UserRolesChanged,
+    UserStatusChanged,
+)
 from sukverse_common.events.outbox import Outbox
 from sukverse_common.security import MACHINE_SUBJECT_PREFIX
 
@@ -291,6 +297,7 @@ class AuthService:
                     roles=account.roles,
                     family_id=uuid.uuid4(),
                     family_started_at=now,
+                    generation=account.token_generation,
                     now=now,
                 )
         if account is not None and locked_for is None:
@@ -337,6 +344,7 @@ class AuthService:
         roles: list[str],
         family_id: uuid.UUID,
         family_started_at: datetime,
+        generation: int,
         now: datetime,
     ) -> TokenPair:
         refresh, refresh_hash = new_refresh_token()
@@ -356,6 +364,8 @@ class AuthService:
             email=email,
             roles=roles,
             scopes=scopes_for(roles, await self._grants(session)),
+            session_id=family_id,
+            generation=generation,
         )
         return TokenPair(
             access_token=access, refresh_token=refresh, expires_in=self.issuer.ttl_seconds
@@ -384,23 +394,83 @@ class AuthService:
                     roles=user.role_names,
                     family_id=current.family_id,
                     family_started_at=current.family_started_at,
+                    generation=user.token_generation,
                     now=now,
                 )
-            await store.revoke_families(session, now, family_id=current.family_id)
+            await self._end_session(
+                session, current.user_id, current.family_id, now, reason="refresh_reused"
+            )
         log.warning("refresh token reused; family revoked", family_id=str(current.family_id))
         raise Unauthorized("the refresh token was already used; its sessions are revoked")
 
     async def logout(
-        self, user_id: uuid.UUID, *, refresh_token: str | None, everywhere: bool
+        self,
+        user_id: uuid.UUID,
+        *,
+        refresh_token: str | None,
+        everywhere: bool,
+        session_id: uuid.UUID | None = None,
     ) -> None:
+        """End one session (the refresh token's, else the one `session_id` names: the
+        caller's) or every session of the user; their access tokens stop working too."""
         now = _now()
         async with self.database.sessions() as session, session.begin():
             if everywhere:
                 await store.revoke_families(session, now, user_id=user_id)
-            elif refresh_token is not None:
+                await self._revoke_tokens(session, user_id, now, reason="logout")
+                return
+            if refresh_token is not None:
                 token = await store.refresh_token(session, hash_refresh_token(refresh_token))
-                if token is not None and token.user_id == user_id:
-                    await store.revoke_families(session, now, family_id=token.family_id)
+                session_id = token.family_id if token and token.user_id == user_id else None
+            if session_id is not None:
+                await self._end_session(session, user_id, session_id, now, reason="logout")
+
+    async def _end_session(
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        family_id: uuid.UUID,
+        now: datetime,
+        *,
+        reason: Literal["logout", "refresh_reused"],
+    ) -> None:
+        """Revoke a login's refresh tokens, and tell every service to refuse its access
+        tokens."""
+        await store.revoke_families(session, now, family_id=family_id)
+        await self.outbox.add(
+            session,
+            TokensRevoked(
+                user_id=user_id,
+                session_id=family_id,
+                generation=None,
+                reason=reason,
+                revoked_at=now,
+            ),
+            subject=str(user_id),
+        )
+
+    async def _revoke_tokens(
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        now: datetime,
+        *,
+        reason: Literal["logout", "roles_removed", "disabled"],
+    ) -> None:
+        """Revoke every access token the user holds: its tokens' generation moves on, and
+        every service is told to refuse those of an earlier one."""
+        generation = await store.next_token_generation(session, user_id)
+        await self.outbox.add(
+            session,
+            TokensRevoked(
+                user_id=user_id,
+                session_id=None,
+                generation=generation,
+                reason=reason,
+                revoked_at=now,
+            ),
+            subject=str(user_id),
+        )
 
     async def client_credentials(
         self, *, client_id: str, client_secret: str, scope: str | None
@@ -498,8 +568,11 @@ class AuthService:
             if demoting_admin and len(await store.lock_role_holders(session, "admin")) <= 1:
                 raise Conflict(LAST_ADMIN)
             self._users.pop(user.id, None)
+            now = _now()
+            if set(previous) - set(wanted):
+                await self._revoke_tokens(session, user.id, now, reason="roles_removed")
             user.roles = [UserRole(role_name=role) for role in wanted]
-            user.updated_at = _now()
+            user.updated_at = now
             await self.outbox.add(
                 session,
                 UserRolesChanged(
@@ -532,6 +605,7 @@ class AuthService:
             user.updated_at = now
             if not active:
                 await store.revoke_families(session, now, user_id=user.id)
+                await self._revoke_tokens(session, user.id, now, reason="disabled")
             await self.outbox.add(
                 session,
                 UserStatusChanged(user_id=user.id, active=active, changed_by=by, changed_at=now),

@@ -8,6 +8,7 @@ from types import MappingProxyType
 
 from pydantic import Field, SecretStr, field_validator
 
+from sukverse_common.security import MAX_ACCESS_TOKEN_SECONDS
 from sukverse_common.settings import ServiceSettings
 
 # Machine clients with a role of their own by default.
@@ -26,7 +27,7 @@ class AuthSettings(ServiceSettings):
     # operator has its own unless named here, any other client gets `service`.
     service_client_roles: dict[str, str] = Field(default_factory=lambda: dict(CLIENT_ROLES))
 
-    access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=MAX_ACCESS_TOKEN_SECONDS)
     set_password_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=300)
     # A login's refresh tokens: each expires unused after the idle timeout (a refresh makes
     # the next), and none outlives the session's lifetime from the login.

@@ -59,6 +59,7 @@ class Credentials:
     is_active: bool
     failed_logins: int
     locked_until: datetime | None
+    token_generation: int
     roles: list[str]
 
 
@@ -71,6 +72,7 @@ async def credentials(session: AsyncSession, email: str) -> Credentials | None:
                 User.is_active,
                 User.failed_logins,
                 User.locked_until,
+                User.token_generation,
                 UserRole.role_name,
             )
             .outerjoin(UserRole, UserRole.user_id == User.id)
@@ -87,6 +89,7 @@ async def credentials(session: AsyncSession, email: str) -> Credentials | None:
         is_active=first.is_active,
         failed_logins=first.failed_logins,
         locked_until=first.locked_until,
+        token_generation=first.token_generation,
         roles=[row.role_name for row in rows if row.role_name is not None],
     )
 
@@ -131,6 +134,18 @@ async def revoke_families(
     if user_id is not None:
         query = query.where(RefreshToken.user_id == user_id)
     await session.execute(query)
+
+
+async def next_token_generation(session: AsyncSession, user_id: uuid.UUID) -> int:
+    """Move the user's token generation on, in one atomic statement; the new one."""
+    generation = await session.scalar(
+        update(User)
+        .where(User.id == user_id)
+        .values(token_generation=User.token_generation + 1)
+        .returning(User.token_generation)
+    )
+    assert generation is not None, f"no user {user_id}"
+    return int(generation)
 
 
 async def update_user(session: AsyncSession, user_id: uuid.UUID, **values: object) -> None:

@@ -74,8 +74,17 @@ class TokenIssuer:
         self.ttl_seconds = ttl_seconds
 
     def access_token(
-        self, *, subject: str, email: str | None, roles: list[str], scopes: list[str]
+        self,
+        *,
+        subject: str,
+        email: str | None,
+        roles: list[str],
+        scopes: list[str],
+        session_id: uuid.UUID | None = None,
+        generation: int | None = None,
     ) -> str:
+        """A signed access token; a user's names the login it belongs to (`sid`) and the
+        generation of the user's tokens (`gen`), by which auth revokes them."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -91,6 +100,10 @@ class TokenIssuer:
         }
         if email is not None:
             claims["email"] = email
+        if session_id is not None:
+            claims["sid"] = str(session_id)
+        if generation is not None:
+            claims["gen"] = generation
         header = {"alg": ALGORITHM, "kid": self.keys.active.kid, "typ": "at+jwt"}
         return jwt.encode(header, claims, self.keys.active, algorithms=ACCESS_TOKEN_ALGORITHMS)
 

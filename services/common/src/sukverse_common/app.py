@@ -46,7 +46,12 @@ from sukverse_common.keys import (
 )
 from sukverse_common.metrics import Metrics
 from sukverse_common.openapi import add_docs_routes, build_openapi
-from sukverse_common.security import TokenVerifier, jwks_loader
+from sukverse_common.security import (
+    REVOCATION_SECONDS,
+    REVOCATION_TOPIC,
+    TokenVerifier,
+    jwks_loader,
+)
 from sukverse_common.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -282,6 +287,10 @@ def _messaging_ctx(
 ) -> CleanupContext:
     async def relay_and_consumers(app: web.Application) -> AsyncIterator[None]:
         settings, bus = app[SETTINGS], app[BUS]
+        # Every replica hears of revoked tokens, and of those of the last hour at start.
+        bus.listen(
+            [REVOCATION_TOPIC], app[VERIFIER].revocations.handle, replay_seconds=REVOCATION_SECONDS
+        )
         for consumer in consumers:
             InboxDispatcher(
                 consumer=consumer,

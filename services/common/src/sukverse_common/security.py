@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,22 @@ import structlog
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OKPKey
+from pydantic import ValidationError
 
 from sukverse_common.errors import Forbidden, Unauthorized
+from sukverse_common.events.contracts import TokensRevoked
+from sukverse_common.events.envelope import CloudEvent
 
 log = structlog.get_logger(__name__)
 
 ACCESS_TOKEN_ALGORITHMS = ["Ed25519"]
 CLOCK_SKEW_SECONDS = 30
+# The longest an access token may live (auth's `access_token_ttl_seconds` is at most this):
+# a revocation matters for this long, and no longer.
+MAX_ACCESS_TOKEN_SECONDS = 3600
+REVOCATION_SECONDS = MAX_ACCESS_TOKEN_SECONDS + CLOCK_SKEW_SECONDS
+# Where auth announces them; every replica of every service listens (`Bus.listen`).
+REVOCATION_TOPIC = TokensRevoked.topic()
 MAX_HEADER_CHARS = 1024
 # The subject of a machine client's token: `client:<client id>`.
 MACHINE_SUBJECT_PREFIX = "client:"
@@ -61,6 +70,8 @@ class Principal:
     token_id: str
     expires_at: int
     user_id: uuid.UUID | None  # None for machine clients
+    session_id: str | None = None  # the login the token belongs to (`sid`); None for clients
+    generation: int = 0  # of the user's tokens (`gen`): an earlier one may have been revoked
 
     @property
     def is_machine(self) -> bool:
@@ -78,11 +89,70 @@ class Principal:
 KeyLoader = Callable[[], Awaitable[KeySet]]
 
 
+class Revocations:
+    """The access tokens that must stop working before they expire, as auth announced them
+    (`TokensRevoked`): every token of a user from before a generation (logout everywhere, a
+    role taken away, the account disabled), and every token of one session (a logout).
+
+    An entry is kept as long as a token it covers can live, so the map holds at most the
+    revocations of the last `REVOCATION_SECONDS`; applying one twice changes nothing."""
+
+    def __init__(self) -> None:
+        # subject -> (its tokens of a generation before this are refused, since when)
+        self._users: dict[str, tuple[int, float]] = {}
+        self._sessions: dict[str, float] = {}  # session id -> refused until this time
+        self._swept_at = 0.0
+
+    def revoke_user(self, subject: str, generation: int, at: float) -> None:
+        if generation > self._users.get(subject, (0, 0.0))[0]:
+            self._users[subject] = (generation, at)
+
+    def revoke_session(self, session_id: str, at: float) -> None:
+        self._sessions.setdefault(session_id, at + REVOCATION_SECONDS)
+
+    def revoked(self, principal: Principal) -> bool:
+        user = self._users.get(principal.subject)
+        if user is not None and principal.generation < user[0]:
+            return True
+        return principal.session_id is not None and principal.session_id in self._sessions
+
+    def __len__(self) -> int:
+        return len(self._users) + len(self._sessions)
+
+    async def handle(self, events: Sequence[CloudEvent]) -> None:
+        """Apply auth's `TokensRevoked` events; every other event is ignored."""
+        for event in events:
+            if event.type != TokensRevoked.event_type:
+                continue
+            try:
+                revoked = TokensRevoked.model_validate(event.data)
+            except ValidationError as exc:
+                log.error("unreadable token revocation", event_id=event.id, error=str(exc))
+                continue
+            at = revoked.revoked_at.timestamp()
+            if revoked.session_id is not None:
+                self.revoke_session(str(revoked.session_id), at)
+            if revoked.generation is not None:
+                self.revoke_user(str(revoked.user_id), revoked.generation, at)
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Forget what no token alive can be covered by any more, once a minute."""
+        now = time.time()
+        if now - self._swept_at < 60:
+            return
+        self._swept_at = now
+        oldest = now - REVOCATION_SECONDS
+        self._users = {who: entry for who, entry in self._users.items() if entry[1] > oldest}
+        self._sessions = {sid: until for sid, until in self._sessions.items() if until > now}
+
+
 class TokenVerifier:
     """Verifies access tokens, caching the key set and re-reading it on an unknown `kid`.
 
     A token that verified once is remembered until it expires, so a client that sends the
-    same token on every call pays for the signature check once.
+    same token on every call pays for the signature check once; a revoked one is refused
+    from the moment its revocation arrives (`revocations`, fed by the bus).
     """
 
     def __init__(
@@ -102,6 +172,7 @@ class TokenVerifier:
         self._loaded_at = 0.0
         self._verified: OrderedDict[str, Principal] = OrderedDict()
         self._cache_size = cache_size
+        self.revocations = Revocations()
         self._claims = jwt.JWTClaimsRegistry(
             leeway=CLOCK_SKEW_SECONDS,
             iss={"essential": True, "value": issuer},
@@ -125,15 +196,15 @@ class TokenVerifier:
         return key if isinstance(key, OKPKey) else None
 
     async def verify(self, token: str) -> Principal:
-        cached = self._verified.get(token)
-        if cached is not None:
-            if cached.expires_at + CLOCK_SKEW_SECONDS > time.time():
-                return cached
-            del self._verified[token]
-        principal = await self._verify(token)
-        self._verified[token] = principal
-        if len(self._verified) > self._cache_size:
-            self._verified.popitem(last=False)
+        principal = self._verified.get(token)
+        if principal is None or principal.expires_at + CLOCK_SKEW_SECONDS <= time.time():
+            self._verified.pop(token, None)
+            principal = await self._verify(token)
+            self._verified[token] = principal
+            if len(self._verified) > self._cache_size:
+                self._verified.popitem(last=False)
+        if self.revocations and self.revocations.revoked(principal):
+            raise Unauthorized("the access token was revoked; log in again or refresh")
         return principal
 
     async def _verify(self, token: str) -> Principal:
@@ -160,6 +231,8 @@ class TokenVerifier:
             scopes=frozenset(str(claims.get("scope", "")).split()),
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),
+            session_id=str(claims["sid"]) if "sid" in claims else None,
+            generation=int(claims.get("gen", 0)),
         )
 
 

@@ -7,7 +7,11 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
+import structlog
+
 from sukverse_common.events.envelope import CloudEvent
+
+log = structlog.get_logger(__name__)
 
 Handler = Callable[[Sequence[CloudEvent]], Awaitable[None]]
 """Handles a batch of events in order; raising means none of the batch counts as handled."""
@@ -79,7 +83,29 @@ class Bus(Protocol):
 
     def subscribe(self, group: str, topics: Sequence[str], handler: Handler) -> None: ...
 
+    def listen(self, topics: Sequence[str], handler: Handler, *, replay_seconds: float) -> None:
+        """Hand this process every event of `topics`, beginning with those published in the
+        last `replay_seconds`: each replica on its own, with no inbox and nothing
+        committed, a failing handler logged and passed over. For what every replica keeps
+        in memory and can apply twice (the token verifier's revocations). Before `start`."""
+
+    @property
+    def history(self) -> Mapping[str, float]:
+        """The seconds of each topic's past that listeners want and the bus cannot give
+        them: each service's relay hands them to `replay` from its outbox at start."""
+
+    async def replay(self, messages: Sequence[Message]) -> None:
+        """Hand the listeners messages published before this process started."""
+
     async def ready(self) -> bool: ...
+
+
+async def listened(handler: Handler, events: Sequence[CloudEvent]) -> None:
+    """Run a listener; its failure is logged, never passed on to the publisher or consumer."""
+    try:
+        await handler(events)
+    except Exception:
+        log.exception("event listener failed", events=len(events))
 
 
 class InMemoryBus:
@@ -93,6 +119,8 @@ class InMemoryBus:
 
     def __init__(self) -> None:
         self._handlers: dict[str, dict[str, Handler]] = defaultdict(dict)
+        self._listeners: dict[str, list[Handler]] = defaultdict(list)
+        self.history: dict[str, float] = {}
         self._started = asyncio.Event()
         self._stopped = False
 
@@ -108,9 +136,31 @@ class InMemoryBus:
         for topic in topics:
             self._handlers[topic][group] = handler
 
-    async def publish(self, messages: Sequence[Message]) -> None:
-        """Hand each subscribed group, in one call, the messages of its topics in order."""
+    def listen(self, topics: Sequence[str], handler: Handler, *, replay_seconds: float) -> None:
+        """Listeners get each publish first; nothing outlives the process, so the past they
+        want comes from the producers' outboxes (`history`, `replay`)."""
+        for topic in topics:
+            self._listeners[topic].append(handler)
+            self.history[topic] = max(self.history.get(topic, 0.0), replay_seconds)
+
+    async def replay(self, messages: Sequence[Message]) -> None:
         await self._started.wait()
+        await self._tell_listeners(messages)
+
+    async def _tell_listeners(self, messages: Sequence[Message]) -> None:
+        batches: dict[Handler, list[CloudEvent]] = {}
+        for message in messages:
+            for handler in self._listeners.get(message.topic, ()):
+                batches.setdefault(handler, []).append(message.event)
+        for handler, events in batches.items():
+            await listened(handler, events)
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Hand each listener and then each subscribed group, in one call each, the
+        messages of its topics in order."""
+        await self._started.wait()
+        if self._listeners:
+            await self._tell_listeners(messages)
         batches: dict[str, tuple[Handler, list[CloudEvent]]] = {}
         for message in messages:
             for group, handler in self._handlers.get(message.topic, {}).items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import uuid
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -75,6 +75,23 @@ class UserStatusChanged(EventData):
     active: bool
     changed_by: uuid.UUID | None
     changed_at: datetime
+
+
+class TokensRevoked(EventData):
+    """Access tokens that must stop working before they expire: with a `session_id`, every
+    token of that session (a logout, a reused refresh token); with a `generation`, every
+    token of the user from an earlier generation (logout everywhere, a role taken away,
+    the account disabled), the tokens issued since carrying this one. Every service's token
+    verifier applies it, each replica on its own."""
+
+    event_type = "io.sukverse.auth.user.tokens_revoked.v1"
+    aggregate_type = "user"
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID | None
+    generation: int | None
+    reason: Literal["logout", "refresh_reused", "roles_removed", "disabled"]
+    revoked_at: datetime
 
 
 # -- workshop -----------------------------------------------------------------------------
@@ -250,6 +267,8 @@ CONTRACTS: dict[str, type[EventData]] = {
     for contract in (
         UserRegistered,
         UserRolesChanged,
+        UserStatusChanged,
+        TokensRevoked,
         WorkshopCreated,
         WorkshopUpdated,
         WorkshopArchived,

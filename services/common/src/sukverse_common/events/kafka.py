@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import struct
 import sys
+import time
 from array import array
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, NamedTuple, NoReturn
 
 import structlog
@@ -18,12 +20,13 @@ from aiokafka.errors import (
     KafkaError,
     KafkaTimeoutError,
     TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
     for_code,
 )
 from aiokafka.helpers import create_ssl_context
 from pydantic import ValidationError
 
-from sukverse_common.events.bus import Handler, Message, dead_letter_topic
+from sukverse_common.events.bus import Handler, Message, dead_letter_topic, listened
 from sukverse_common.events.contracts import topic_of
 from sukverse_common.events.envelope import CloudEvent
 from sukverse_common.metrics import Metrics
@@ -89,6 +92,8 @@ class KafkaBus:
     """
 
     system = "kafka"
+    # The broker keeps the past: listeners read it themselves.
+    history: Mapping[str, float] = MappingProxyType({})
 
     def __init__(
         self,
@@ -118,6 +123,7 @@ class KafkaBus:
         self.metrics: Metrics | None = None  # the service's, for consumer lag
         self._declared = list(topics)
         self._groups: dict[str, dict[str, Handler]] = {}
+        self._listeners: list[_Listener] = []
         self._created: set[str] = set()
         self._admin: Any = None
         self._producer: Any = None
@@ -151,8 +157,19 @@ class KafkaBus:
         for topic in topics:
             handlers[self.topic(topic)] = handler
 
+    def listen(self, topics: Sequence[str], handler: Handler, *, replay_seconds: float) -> None:
+        """A consumer of every partition of `topics` in no group, from `replay_seconds` ago."""
+        if self._started.is_set():
+            raise RuntimeError("listen to the Kafka bus before starting it")
+        handlers = {self.topic(topic): handler for topic in topics}
+        self._listeners.append(_Listener(self, handlers, replay_seconds=replay_seconds))
+
+    async def replay(self, messages: Sequence[Message]) -> None:
+        """Nothing to do: listeners read the past from the broker."""
+
     async def start(self) -> None:
-        """Create the topics, connect the producer and start one consumer task per group.
+        """Create the topics, connect the producer, start one consumer task per group and
+        one per listener, and wait until the listeners have read their past.
 
         Raises when the broker cannot be reached, so a service does not start without it."""
         try:
@@ -164,6 +181,7 @@ class KafkaBus:
             )
             await self._admin.start()
             subscribed = {topic for handlers in self._groups.values() for topic in handlers}
+            subscribed |= {topic for listener in self._listeners for topic in listener.handlers}
             declared = subscribed | {self.topic(topic) for topic in self._declared}
             await self._create_topics(declared | {dead_letter_topic(t) for t in declared})
             self._producer = await self._start_producer()
@@ -176,6 +194,19 @@ class KafkaBus:
             task = asyncio.create_task(consumer.run(), name=f"kafka-consumer-{group}")
             task.add_done_callback(_report_end)
             self._tasks.append(task)
+        for number, listener in enumerate(self._listeners):
+            task = asyncio.create_task(listener.run(), name=f"kafka-listener-{number}")
+            task.add_done_callback(_report_end)
+            self._tasks.append(task)
+        try:
+            async with asyncio.timeout(self.publish_timeout):
+                for listener in self._listeners:
+                    await listener.caught_up.wait()
+        except TimeoutError:
+            await self.stop()
+            raise KafkaTimeoutError(
+                f"the event listeners did not read the last events within {self.publish_timeout} s"
+            ) from None
 
     async def stop(self) -> None:
         """Cancel and await the consumers, then close the producer and the admin client."""
@@ -528,6 +559,88 @@ class _GroupConsumer:
             log.warning("kafka offsets not committed", group=self.group, error=repr(exc))
             return
         self.broker_failures = 0
+
+
+class _Listener:
+    """Every partition of its topics, read in no consumer group from `replay_seconds` ago:
+    each replica reads them all, nothing is committed, and a reconnect reads the past
+    again (a listener applies an event twice alike). `caught_up` is set once it has read
+    what the topics held when it (first) started."""
+
+    def __init__(self, bus: KafkaBus, handlers: dict[str, Handler], *, replay_seconds: float):
+        self.bus = bus
+        self.handlers = handlers
+        self.replay_seconds = replay_seconds
+        self.caught_up = asyncio.Event()
+        self.failures = 0
+
+    async def run(self) -> NoReturn:
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bus.bootstrap_servers,
+                client_id=self.bus.client_id,
+                group_id=None,
+                enable_auto_commit=False,
+                **self.bus.connection,
+            )
+            try:
+                await _settled(consumer.start(), self.bus.publish_timeout)
+                ends = await self._rewind(consumer)
+                await self._consume(consumer, ends)
+            except KafkaError as exc:
+                self.failures += 1
+                log.warning(
+                    "kafka listener lost the broker; reconnecting",
+                    topics=sorted(self.handlers),
+                    attempt=self.failures,
+                    error=repr(exc),
+                )
+            except Exception:
+                self.failures += 1
+                log.exception("kafka listener failed; restarting", topics=sorted(self.handlers))
+            finally:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(self.bus.publish_timeout):
+                        await consumer.stop()
+            await asyncio.sleep(self.bus.backoff(self.failures))
+
+    async def _rewind(self, consumer: Any) -> dict[TopicPartition, int]:
+        """Take every partition of the topics, each from its first record of the last
+        `replay_seconds` (its end when none is that recent); the end offsets, to know when
+        the past has been read."""
+        partitions = []
+        for topic in await self.bus._admin.describe_topics(list(self.handlers)):
+            if topic["error_code"] or not topic["partitions"]:
+                raise UnknownTopicOrPartitionError(f"no partitions of {topic['topic']}")
+            numbers = sorted(partition["partition"] for partition in topic["partitions"])
+            partitions += [TopicPartition(topic["topic"], number) for number in numbers]
+        consumer.assign(partitions)
+        since = int((time.time() - self.replay_seconds) * 1000)
+        found = await consumer.offsets_for_times(dict.fromkeys(partitions, since))
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        for partition in partitions:
+            at = found.get(partition)
+            consumer.seek(partition, at.offset if at is not None else ends[partition])
+        return ends
+
+    async def _consume(self, consumer: Any, ends: dict[TopicPartition, int]) -> NoReturn:
+        while True:
+            if not self.caught_up.is_set() and all(
+                [await consumer.position(tp) >= end for tp, end in ends.items()]
+            ):
+                self.caught_up.set()
+            batches = await consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS, max_records=MAX_RECORDS)
+            calls: dict[Handler, list[CloudEvent]] = {}
+            for partition, records in batches.items():
+                for record in records:
+                    try:
+                        event = CloudEvent.model_validate_json(record.value or b"")
+                    except ValidationError:
+                        continue  # the consumer groups dead-letter it
+                    calls.setdefault(self.handlers[partition.topic], []).append(event)
+            for handler, events in calls.items():
+                await listened(handler, events)
+            self.failures = 0
 
 
 def partition_of(key: bytes) -> int:

@@ -9,7 +9,7 @@ import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 
 import structlog
@@ -193,6 +193,10 @@ class OutboxRelay:
             await self._run()
 
     async def _run(self) -> None:
+        try:
+            await self.replay_history()
+        except Exception:
+            log.exception("could not replay the outbox's history to the listeners")
         failures = 0
         while True:
             self.outbox.committed.clear()
@@ -213,6 +217,31 @@ class OutboxRelay:
             except TimeoutError:
                 continue
             await asyncio.sleep(self.linger_seconds)
+
+    async def replay_history(self) -> int:
+        """Hand the bus's listeners what this outbox published in the past they want and
+        the bus cannot give them (the in-process bus keeps nothing across a restart); how
+        many events that was."""
+        history = self.bus.history
+        if not history:
+            return 0
+        table = self.outbox.table
+        since = datetime.now(UTC) - timedelta(seconds=max(history.values()))
+        async with self.database.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(table.c.topic, table.c.aggregate_id, cast(table.c.payload, Text))
+                    .where(
+                        table.c.topic.in_(list(history)),
+                        table.c.published_at.is_not(None),
+                        table.c.created_at >= since,
+                    )
+                    .order_by(table.c.id)
+                )
+            ).all()
+        if rows:
+            await self.bus.replay([Message.from_json(*row) for row in rows])
+        return len(rows)
 
     async def drain(self) -> int:
         """Publish everything committed so far; return how many events went out."""
