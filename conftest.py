@@ -363,12 +363,17 @@ class Identity:
         self._accounts: dict[str, Account] = {}
         self._admin_token = self._login(IDENTITY_ADMIN_EMAIL, IDENTITY_ADMIN_PASSWORD)
 
-    def _call(self, method: str, path: str, body: object, token: str | None = None) -> object:
+    def _call(
+        self, method: str, path: str, body: object, token: str | None = None, base: str = ""
+    ) -> object:
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         request = urllib.request.Request(
-            self.url + path, data=json.dumps(body).encode(), headers=headers, method=method
+            (base or self.url) + path,
+            data=json.dumps(body).encode(),
+            headers=headers,
+            method=method,
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read() or b"null")
@@ -499,6 +504,37 @@ def identity(request: pytest.FixtureRequest) -> Iterator[Identity]:
         yield Identity(auth.start())
     finally:
         auth.stop()
+        if request.session.testsfailed == 0:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+class WorkshopService:
+    """The workshop service as its own process, trusting `identity`'s tokens: workshops
+    that exist, for a service under test that asks about them."""
+
+    def __init__(self, url: str, identity: Identity) -> None:
+        self.url = url
+        self.identity = identity
+
+    def create(self, title: str = "A workshop") -> uuid.UUID:
+        token = self.identity._login(IDENTITY_ADMIN_EMAIL, IDENTITY_ADMIN_PASSWORD)
+        body = {"title": title, "steps": [{"title": "Step", "substeps": [{"title": "Do"}]}]}
+        workshop = self.identity._call("POST", "/workshops", body, token, base=self.url)
+        assert isinstance(workshop, dict)
+        return uuid.UUID(workshop["id"])
+
+
+@pytest.fixture(scope="session")
+def workshop_service(
+    request: pytest.FixtureRequest, identity: Identity
+) -> Iterator[WorkshopService]:
+    """A real workshop service in its own process for the whole run (embedded, SQLite)."""
+    directory = _short_dir("workshop")
+    workshop = ServiceProcess("workshop", directory, {"SUKVERSE_AUTH_URL": identity.url})
+    try:
+        yield WorkshopService(workshop.start(), identity)
+    finally:
+        workshop.stop()
         if request.session.testsfailed == 0:
             shutil.rmtree(directory, ignore_errors=True)
 

@@ -163,9 +163,18 @@ def cluster(
     )
     services = {"auth": auth}
     for name in ("workshop", "quiz", "analytics", "certificate"):
+        # The certificate service asks the workshop service of a workshop it has not heard of.
+        workshop = (
+            {"SUKVERSE_WORKSHOP_URL": services["workshop"].url} if "workshop" in services else {}
+        )
         services[name] = module_launch(
             name,
-            {**common, "SUKVERSE_DATABASE_URL": create_database(), "SUKVERSE_AUTH_URL": auth.url},
+            {
+                **common,
+                **workshop,
+                "SUKVERSE_DATABASE_URL": create_database(),
+                "SUKVERSE_AUTH_URL": auth.url,
+            },
             migrate=True,
         )
     urls = {name: service.url for name, service in services.items()}

@@ -141,6 +141,9 @@ OTEL_* variables of global.tracing, for the service's pods alone.
   "SUKVERSE_DATA_DIR" "/tmp/sukverse" -}}
 {{- if or (include "sukverse-service.kafkaMode" .) (include "sukverse-service.postgresMode" .) -}}
 {{- $_ := set $settings "SUKVERSE_AUTH_URL" (printf "http://%s:%s" (include "sukverse.name" (dict "root" . "service" "auth")) (include "sukverse.port" (dict "root" . "service" "auth"))) -}}
+{{- if eq $ctx.service "certificate" -}}
+{{- $_ := set $settings "SUKVERSE_WORKSHOP_URL" (printf "http://%s:%s" (include "sukverse.name" (dict "root" . "service" "workshop")) (include "sukverse.port" (dict "root" . "service" "workshop"))) -}}
+{{- end -}}
 {{- end -}}
 {{- $kafka := .Values.global.kafka | default dict -}}
 {{- if eq (include "sukverse-service.kafkaMode" .) "strimzi" -}}

@@ -35,13 +35,18 @@ BASE_URL = "https://certificates.example.test"
 
 @pytest.fixture
 def settings(
-    tmp_path: Path, database_url: str, bus_settings: dict[str, Any], identity: Any
+    tmp_path: Path,
+    database_url: str,
+    bus_settings: dict[str, Any],
+    identity: Any,
+    workshop_service: Any,
 ) -> CertificateSettings:
     return CertificateSettings(
         data_dir=tmp_path,
         database_url=database_url,
         **bus_settings,
         auth_url=identity.url,
+        workshop_url=workshop_service.url,
         outbox_poll_seconds=0.05,
         public_base_url=BASE_URL,
     )
@@ -151,11 +156,24 @@ class Facts:
 
 
 class CertificateApi:
-    def __init__(self, client: Client, bus: Bus, identity: Any, published: list[CloudEvent]):
+    def __init__(
+        self,
+        client: Client,
+        bus: Bus,
+        identity: Any,
+        published: list[CloudEvent],
+        workshop_service: Any,
+    ) -> None:
         self.client = client
         self.bus = bus
         self.identity = identity
         self.published = published
+        self.workshop_service = workshop_service
+
+    async def new_workshop(self) -> uuid.UUID:
+        """A workshop that exists at the workshop service; its events never reach this
+        service, which hears of it only through `facts(...).workshop(...)`."""
+        return await asyncio.to_thread(self.workshop_service.create)
 
     def account(self, name: str, *roles: str) -> Any:
         return self.identity.account(name, *roles)
@@ -232,5 +250,11 @@ class CertificateApi:
 
 
 @pytest.fixture
-def api(client: Client, bus: Bus, identity: Any, published: list[CloudEvent]) -> CertificateApi:
-    return CertificateApi(client, bus, identity, published)
+def api(
+    client: Client,
+    bus: Bus,
+    identity: Any,
+    published: list[CloudEvent],
+    workshop_service: Any,
+) -> CertificateApi:
+    return CertificateApi(client, bus, identity, published, workshop_service)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 PERSONAS = ("anonymous", "holder", "other_student", "teacher", "other_instructor", "admin")
@@ -32,7 +31,7 @@ async def test_authorization_matrix(api: Any) -> None:
         "other_instructor": api.account("matrix-other-instructor", "instructor").headers,
         "admin": api.account("admin", "admin").headers,
     }
-    workshop_id, fresh_workshop = uuid.uuid4(), uuid.uuid4()
+    workshop_id, fresh_workshop = await api.new_workshop(), await api.new_workshop()
     facts, fresh = api.facts(workshop_id), api.facts(fresh_workshop)
     await api.publish_and_wait(
         facts.workshop("Matrix", [teacher.id]),

@@ -93,7 +93,7 @@ async def test_bad_requests_are_4xx(api: Any) -> None:
 async def test_bad_patch_and_revoke_bodies(api: Any) -> None:
     admin = api.account("admin", "admin")
     student = api.account("bad-input-student")
-    workshop_id = uuid.uuid4()
+    workshop_id = await api.new_workshop()
     facts = api.facts(workshop_id)
     template = await api.create_template(admin, workshop_id, min_completion_percent=100)
     await api.publish_and_wait(facts.completed(student.id))
@@ -131,3 +131,35 @@ async def test_bad_patch_and_revoke_bodies(api: Any) -> None:
         "/templates", json=_template(workshop_id=str(workshop_id)), headers=admin.headers
     )
     assert response.status == 409
+
+
+async def test_a_template_for_a_workshop_that_does_not_exist_is_refused(
+    api: Any, settings: Any, aiohttp_client: Any
+) -> None:
+    """Not heard of here, the workshop is looked up at the workshop service: one that does
+    not exist is a 422 naming `workshop_id`, and nothing is written; when the workshop
+    service cannot say, a 503 and nothing written either."""
+    admin = api.account("admin", "admin")
+    missing = await api.client.post("/templates", json=_template(), headers=admin.headers)
+    assert missing.status == 422, await missing.text()
+    problem = await missing.json()
+    assert problem["errors"] == [{"field": "workshop_id", "reason": "no such workshop"}]
+    assert (await (await api.client.get("/templates", headers=admin.headers)).json())["items"] == []
+    existing = await api.new_workshop()  # at the workshop service, not heard of here
+    created = await api.client.post(
+        "/templates", json=_template(workshop_id=str(existing)), headers=admin.headers
+    )
+    assert created.status == 201, await created.text()
+
+    from sukverse_certificate.app import create_app
+
+    cut_off = await aiohttp_client(
+        create_app(settings.model_copy(update={"workshop_url": "http://127.0.0.1:9"}))
+    )
+    unsure = await cut_off.post(
+        "/templates", json=_template(workshop_id=str(uuid.uuid4())), headers=admin.headers
+    )
+    assert unsure.status == 503, await unsure.text()
+    assert unsure.content_type == PROBLEM
+    listed = await cut_off.get("/templates", headers=admin.headers)
+    assert [t["workshop_id"] for t in (await listed.json())["items"]] == [str(existing)]

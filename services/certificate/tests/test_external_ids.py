@@ -45,12 +45,12 @@ async def find(api: Any, headers: Headers, query: str) -> list[dict[str, Any]]:
 async def test_a_client_finds_the_template_it_created_by_its_external_id(
     api: Any, operator: Headers
 ) -> None:
-    workshop_id = uuid.uuid4()
+    workshop_id = await api.new_workshop()
     response = await create(api, operator, template(workshop_id))
     assert response.status == 201, await response.text()
     created = await response.json()
     assert created["external_id"] == KEY
-    other = await create(api, operator, template(uuid.uuid4(), f"{KEY}-2"))
+    other = await create(api, operator, template(await api.new_workshop(), f"{KEY}-2"))
     assert other.status == 201
     found = await find(api, operator, f"external_id={KEY}")
     assert found == [created]
@@ -58,16 +58,16 @@ async def test_a_client_finds_the_template_it_created_by_its_external_id(
     assert await find(api, operator, f"workshop_id={uuid.uuid4()}&external_id={KEY}") == []
     read = await api.client.get(f"/templates/{created['id']}", headers=operator)
     assert await read.json() == created
-    plain = await api.create_template(api.account("admin", "admin"), uuid.uuid4())
+    plain = await api.create_template(api.account("admin", "admin"), await api.new_workshop())
     assert plain["external_id"] is None
 
 
 async def test_a_second_template_with_the_key_is_a_conflict_naming_it(
     api: Any, operator: Headers
 ) -> None:
-    first = await create(api, operator, template(uuid.uuid4()))
+    first = await create(api, operator, template(await api.new_workshop()))
     assert first.status == 201
-    again = await create(api, operator, template(uuid.uuid4()))
+    again = await create(api, operator, template(await api.new_workshop()))
     assert again.status == 409
     assert again.content_type == "application/problem+json"
     assert [e["field"] for e in (await again.json())["errors"]] == ["external_id"]
@@ -83,9 +83,8 @@ async def test_a_second_template_with_the_key_is_a_conflict_naming_it(
 async def test_concurrent_creates_with_one_key_make_one_template(
     api: Any, operator: Headers
 ) -> None:
-    responses = await asyncio.gather(
-        *(create(api, operator, template(uuid.uuid4())) for _ in range(5))
-    )
+    workshops = [await api.new_workshop() for _ in range(5)]
+    responses = await asyncio.gather(*(create(api, operator, template(w)) for w in workshops))
     assert sorted(r.status for r in responses) == [201, 409, 409, 409, 409]
     for refused in (r for r in responses if r.status == 409):
         assert [e["field"] for e in (await refused.json())["errors"]] == ["external_id"]
@@ -98,12 +97,12 @@ async def test_each_client_sees_and_holds_only_its_own_keys(
 ) -> None:
     admin = api.account("admin", "admin").headers
     other_client = identity.machine_headers()
-    by_operator = await (await create(api, operator, template(uuid.uuid4()))).json()
+    by_operator = await (await create(api, operator, template(await api.new_workshop()))).json()
     assert by_operator in await find(api, admin, "")
     assert await find(api, admin, f"external_id={KEY}") == []
     assert await find(api, other_client, f"external_id={KEY}") == []
-    by_admin = await create(api, admin, template(uuid.uuid4()))
-    by_other = await create(api, other_client, template(uuid.uuid4()))
+    by_admin = await create(api, admin, template(await api.new_workshop()))
+    by_other = await create(api, other_client, template(await api.new_workshop()))
     assert (by_admin.status, by_other.status) == (201, 201)
     for headers, mine in (
         (operator, by_operator),
@@ -114,7 +113,7 @@ async def test_each_client_sees_and_holds_only_its_own_keys(
 
 
 async def test_the_external_id_cannot_be_patched(api: Any, operator: Headers) -> None:
-    created = await (await create(api, operator, template(uuid.uuid4()))).json()
+    created = await (await create(api, operator, template(await api.new_workshop()))).json()
     url = f"/templates/{created['id']}"
     response = await api.client.patch(url, json={"external_id": "other"}, headers=operator)
     assert response.status == 422

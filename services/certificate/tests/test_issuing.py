@@ -17,7 +17,7 @@ def _is_issued(event: Any) -> bool:
 
 async def test_issues_once_whatever_the_order(api: Any) -> None:
     admin = api.account("admin", "admin")
-    workshop_id, q1, q2 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    workshop_id, q1, q2 = await api.new_workshop(), uuid.uuid4(), uuid.uuid4()
     facts = api.facts(workshop_id)
     template = await api.create_template(
         admin,
@@ -77,7 +77,7 @@ async def test_issues_once_whatever_the_order(api: Any) -> None:
 
 async def test_no_certificate_until_every_criterion_holds(api: Any) -> None:
     admin = api.account("admin", "admin")
-    workshop_id, q1 = uuid.uuid4(), uuid.uuid4()
+    workshop_id, q1 = await api.new_workshop(), uuid.uuid4()
     facts = api.facts(workshop_id)
     await api.create_template(
         admin,
@@ -111,7 +111,7 @@ async def test_no_certificate_until_every_criterion_holds(api: Any) -> None:
 
 async def test_template_issues_to_those_who_already_meet_it(api: Any) -> None:
     admin = api.account("admin", "admin")
-    workshop_id = uuid.uuid4()
+    workshop_id = await api.new_workshop()
     facts = api.facts(workshop_id)
     done, half = uuid.uuid4(), uuid.uuid4()
     await api.publish_and_wait(facts.completed(done), facts.substep(half, 2))
@@ -143,7 +143,7 @@ async def test_template_and_facts_at_once_miss_nobody(api: Any) -> None:
     """A template written while completions are being handled: everyone who completed gets
     exactly one certificate, whichever transaction saw the other."""
     admin = api.account("admin", "admin")
-    workshop_id = uuid.uuid4()
+    workshop_id = await api.new_workshop()
     facts = api.facts(workshop_id)
     students = [uuid.uuid4() for _ in range(20)]
     completions = [facts.completed(student) for student in students]

@@ -107,7 +107,7 @@ def test_a_pkcs1_pem_key_file_signs(tmp_path: Any) -> None:
 
 async def test_a_redelivered_event_has_no_second_effect(api: Any) -> None:
     admin = api.account("admin", "admin")
-    workshop_id = uuid.uuid4()
+    workshop_id = await api.new_workshop()
     facts = api.facts(workshop_id)
     await api.create_template(admin, workshop_id, min_completion_percent=100)
     student = uuid.uuid4()

@@ -24,7 +24,7 @@ async def _issued(api: Any, student: Any, name: str = "Ada Lovelace") -> dict[st
     """A certificate for `student` in a new workshop taught by an instructor."""
     admin = api.account("admin", "admin")
     instructor = api.account("outputs-instructor", "instructor")
-    workshop_id = uuid.uuid4()
+    workshop_id = await api.new_workshop()
     facts = api.facts(workshop_id)
     await api.publish_and_wait(
         facts.workshop("Kubernetes Operators", [instructor.id]),

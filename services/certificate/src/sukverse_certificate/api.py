@@ -30,15 +30,19 @@ COMPACT_JWS = "text/plain"
     response=TemplateOut,
     status=201,
     permission="certificate:write",
-    errors=(403, 409),
+    errors=(403, 409, 503),
 )
 async def create_template(request: web.Request, body: TemplateIn) -> TemplateOut:
     """Define a workshop's certificate (its instructors, admins); issues at once to everyone
     who already meets it.
 
-    A second template for the workshop is a 409, and so is a second one with the caller's
-    `external_id` (naming the field); `GET /templates?external_id=` finds the first."""
-    return await request.app[CERTIFICATES].create_template(principal(request), body)
+    A workshop that does not exist is a 422 naming `workshop_id` (503 when the workshop
+    service cannot say). A second template for the workshop is a 409, and so is a second
+    one with the caller's `external_id` (naming the field); `GET /templates?external_id=`
+    finds the first."""
+    return await request.app[CERTIFICATES].create_template(
+        principal(request), body, authorization=request.headers["Authorization"]
+    )
 
 
 @routes.get(

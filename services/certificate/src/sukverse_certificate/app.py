@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
 from sukverse_certificate.api import routes
@@ -14,11 +15,13 @@ from sukverse_certificate.keys import CERTIFICATES
 from sukverse_certificate.models import messaging
 from sukverse_certificate.service import CertificateService, Clock, utc_now
 from sukverse_certificate.settings import CertificateSettings
+from sukverse_certificate.workshops import WorkshopLookup
 from sukverse_common.app import CleanupContext, create_service_app
 from sukverse_common.events.bus import Bus
 from sukverse_common.keys import DATABASE, OUTBOX
 
 MIGRATIONS = "sukverse_certificate:migrations"
+WORKSHOP_LOOKUP_SECONDS = 5.0
 
 
 def create_app(
@@ -50,13 +53,16 @@ def _certificate_ctx(settings: CertificateSettings, clock: Clock) -> CleanupCont
                 BadgeKeys.load_or_create, settings.data_dir / KEY_FILE_NAME
             )
         )
-        app[CERTIFICATES] = CertificateService(
-            settings=settings,
-            database=app[DATABASE],
-            outbox=app[OUTBOX],
-            keys=keys,
-            clock=clock,
-        )
-        yield
+        timeout = aiohttp.ClientTimeout(total=WORKSHOP_LOOKUP_SECONDS)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            app[CERTIFICATES] = CertificateService(
+                settings=settings,
+                database=app[DATABASE],
+                outbox=app[OUTBOX],
+                keys=keys,
+                workshops=WorkshopLookup(settings.workshop_url, http),
+                clock=clock,
+            )
+            yield
 
     return certificates

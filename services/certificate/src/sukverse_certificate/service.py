@@ -26,6 +26,7 @@ from sukverse_certificate.schemas import (
     VerificationOut,
 )
 from sukverse_certificate.settings import CertificateSettings
+from sukverse_certificate.workshops import WorkshopLookup
 from sukverse_common.api import id_cursor
 from sukverse_common.db import Database
 from sukverse_common.errors import Conflict, Forbidden, NotFound, Problem, ValidationFailed
@@ -106,12 +107,14 @@ class CertificateService:
         database: Database,
         outbox: Outbox,
         keys: BadgeKeys,
+        workshops: WorkshopLookup,
         clock: Clock = utc_now,
     ) -> None:
         self.settings = settings
         self.database = database
         self.outbox = outbox
         self.keys = keys
+        self.workshops = workshops
         self.clock = clock
         self.base_url = settings.public_base_url.rstrip("/")
 
@@ -126,7 +129,21 @@ class CertificateService:
             session, workshop_id, caller.user_id
         )
 
-    async def create_template(self, caller: Principal, body: TemplateIn) -> TemplateOut:
+    async def create_template(
+        self, caller: Principal, body: TemplateIn, *, authorization: str
+    ) -> TemplateOut:
+        """`authorization` is the caller's own, to ask the workshop service about a workshop
+        this one has not heard of (only staff may define such a template: an instructor's
+        workshops are the ones heard of)."""
+        if is_staff(caller):
+            async with self.database.sessions() as session:
+                heard_of = await store.workshop_title(session, body.workshop_id) is not None
+            if not heard_of and not await self.workshops.exists(
+                body.workshop_id, authorization=authorization
+            ):
+                raise ValidationFailed(
+                    errors=[{"field": "workshop_id", "reason": "no such workshop"}]
+                )
         now = self.clock()
         async with self.database.sessions() as session, session.begin():
             await store.lock_workshop(session, body.workshop_id)

@@ -56,6 +56,8 @@ async def _serve(
             if port_base is not None:
                 port = port_base + spec.default_port - DEFAULT_PORT_BASE
                 overrides["auth_url"] = f"http://127.0.0.1:{port_base}"
+                workshop_port = port_base + SERVICES["workshop"].default_port - DEFAULT_PORT_BASE
+                overrides["workshop_url"] = f"http://127.0.0.1:{workshop_port}"
             own = (per_service or {}).get(spec.name, {})
             settings = _settings(spec, port=port, **{**overrides, **own})
             runner = web.AppRunner(
