@@ -227,3 +227,43 @@ async def test_an_admin_disables_an_account_and_enables_it_again(
     loose = await client.put(status, json={"active": "false"}, headers=admin)
     assert loose.status == 422
     assert (await loose.json())["errors"][0]["field"] == "active"
+
+
+async def test_no_one_locks_themselves_out_and_only_role_administrators_touch_admins(
+    client: Any, api: Any
+) -> None:
+    """One's own roles and one's own account cannot be changed or disabled (409: another
+    administrator does it); a user administrator without `roles:write` may disable
+    students but neither an admin nor, through roles, make or unmake one."""
+    admin = api.bearer(await api.admin_token())
+    me = await (await client.get("/auth/me", headers=admin)).json()
+    own = await client.put(f"/users/{me['id']}/roles", json={"roles": ["admin"]}, headers=admin)
+    assert own.status == 409 and "your own roles" in (await own.json())["detail"]
+    off = await client.put(f"/users/{me['id']}/status", json={"active": False}, headers=admin)
+    assert off.status == 409 and "your own account" in (await off.json())["detail"]
+
+    permissions = ["users:read", "users:write", "users:disable", "roles:assign"]
+    role = {"name": "accounts", "permissions": permissions}
+    assert (await client.post("/roles", json=role, headers=admin)).status == 201
+    keeper = await api.register("keeper@example.com")
+    await client.put(f"/users/{keeper['id']}/roles", json={"roles": ["accounts"]}, headers=admin)
+    accounts = api.bearer(await api.token("keeper@example.com"))
+    second = await api.register("second-admin@example.com")
+    await client.put(f"/users/{second['id']}/roles", json={"roles": ["admin"]}, headers=admin)
+    student = await api.register("plain@example.com")
+
+    refused = await client.put(
+        f"/users/{second['id']}/status", json={"active": False}, headers=accounts
+    )
+    assert refused.status == 403
+    assert "needs 'roles:write'" in (await refused.json())["detail"]
+    demoted = await client.put(
+        f"/users/{second['id']}/roles", json={"roles": ["student"]}, headers=accounts
+    )
+    assert demoted.status == 403
+    disabled = await client.put(
+        f"/users/{student['id']}/status", json={"active": False}, headers=accounts
+    )
+    assert disabled.status == 200, await disabled.text()
+    still = await (await client.get(f"/users/{second['id']}", headers=admin)).json()
+    assert still["active"] is True and still["roles"] == ["admin"]

@@ -33,7 +33,7 @@ def _with(change: dict[str, Any]) -> dict[str, Any]:
         (_with({"steps": _steps(10_000)}), "steps", "at most 500"),
         (_with({"steps": _steps(1, 51)}), "steps.0.substeps", "at most 50"),
         (_with({"steps": _steps(500, 11)}), "steps", "at most 5000 substeps"),
-        (_with({"title": "   "}), "title", "at least 1"),
+        (_with({"title": "   "}), "title", "must not be blank"),
         (_with({"title": "x" * 201}), "title", "at most 200"),
         (_with({"title": "nul\x00"}), "title", "NUL"),
         (

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field
 
 from sukverse_analytics.domain import RiskCode, RiskLevel
-from sukverse_common.api import RequestSchema, Schema
+from sukverse_common.api import RequestSchema, Schema, WholeNumber
 
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 
@@ -66,10 +66,10 @@ class AtRiskQuery(StudentsQuery):
 class ThresholdsIn(RequestSchema):
     """A workshop's own at-risk thresholds; null (or absent) uses the service default."""
 
-    inactive_days: Annotated[int, Field(ge=1, le=365)] | None = None
+    inactive_days: Annotated[int, Field(ge=1, le=365), WholeNumber] | None = None
     behind_pace_points: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] | None = None
     min_quiz_average: Percent | None = None
-    max_failed_attempts: Annotated[int, Field(ge=1, le=1000)] | None = None
+    max_failed_attempts: Annotated[int, Field(ge=1, le=1000), WholeNumber] | None = None
 
 
 class ThresholdsOut(Schema):

@@ -252,7 +252,9 @@ async def get_user(request: web.Request) -> UserOut:
     errors=(403, 404, 409),
 )
 async def set_roles(request: web.Request, body: SetRolesRequest) -> UserOut:
-    """Replace the roles of an account."""
+    """Replace the roles of an account. Giving or taking away a role with administrative
+    permissions needs `roles:write`; changing one's own roles is a 409 (another
+    administrator does it), so no one locks themselves out by mistake."""
     user = await request.app[AUTH].set_roles(
         path_uuid(request),
         body.roles,
@@ -271,10 +273,14 @@ async def set_roles(request: web.Request, body: SetRolesRequest) -> UserOut:
 )
 async def set_status(request: web.Request, body: SetStatusRequest) -> UserOut:
     """Disable an account or enable it again (admins). A disabled account cannot log in or
-    refresh, its sessions end, and `user.status_changed` tells the other services. The
-    last active admin cannot be disabled (409)."""
+    refresh, its sessions end, and `user.status_changed` tells the other services. An
+    administrative account needs `roles:write` too; one's own account and the last active
+    admin cannot be disabled (409)."""
     user = await request.app[AUTH].set_active(
-        path_uuid(request), body.active, by=principal(request).user_id
+        path_uuid(request),
+        body.active,
+        by=principal(request).user_id,
+        grants_any=principal(request).has("roles:write"),
     )
     return user_out(user)
 

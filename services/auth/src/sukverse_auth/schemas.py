@@ -8,9 +8,10 @@ from typing import Annotated, Literal
 
 from pydantic import EmailStr, Field, SecretStr, StringConstraints
 
-from sukverse_common.api import RequestSchema, RoleName, Schema
+from sukverse_auth.domain import PERMISSIONS
+from sukverse_common.api import IdCursor, NotBlank, RequestSchema, RoleName, Schema
 
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+FullName = Annotated[str, StringConstraints(max_length=200), NotBlank]
 Password = Annotated[SecretStr, Field(min_length=1, max_length=4096)]
 # A password being set: the schema states the least any deployment accepts (8), the
 # service then checks its own minimum and refuses common and guessable ones.
@@ -107,7 +108,7 @@ class MeOut(UserOut):
 class UsersQuery(RequestSchema):
     email: Annotated[str, StringConstraints(max_length=320)] | None = None
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: str | None = None
+    cursor: IdCursor | None = None
 
 
 class PageQuery(RequestSchema):
@@ -115,10 +116,15 @@ class PageQuery(RequestSchema):
     cursor: str | None = None
 
 
+Permission = Annotated[
+    str, Field(json_schema_extra={"enum": sorted(PERMISSIONS)}, description="See GET /permissions")
+]
+
+
 class RoleIn(RequestSchema):
     name: RoleName
     description: Annotated[str, StringConstraints(max_length=500)] = ""
-    permissions: list[str] = Field(max_length=100)
+    permissions: list[Permission] = Field(max_length=100)
 
 
 class RoleOut(Schema):

@@ -37,7 +37,6 @@ from sukverse_auth.tokens import (
     password_fingerprint,
     unusable_password_hash,
 )
-from sukverse_common.api import id_cursor
 from sukverse_common.db import Database
 from sukverse_common.emails import normalise_email
 from sukverse_common.errors import (
@@ -324,16 +323,21 @@ class AuthService:
         return grants
 
     async def _may_grant(
-        self, session: AsyncSession, roles: Iterable[str], *, grants_any: bool
+        self,
+        session: AsyncSession,
+        roles: Iterable[str],
+        *,
+        grants_any: bool,
+        doing: str = "giving or taking away",
     ) -> None:
-        """Refuse to give or take away a role with administrative permissions unless the
-        caller may define roles (`roles:write`)."""
+        """Refuse to give or take away a role with administrative permissions (or to do
+        something else to its holders) unless the caller may define roles (`roles:write`)."""
         if grants_any:
             return
         grants = await self._grants(session)
         guarded = sorted(role for role in roles if grants.get(role, frozenset()) & ADMINISTRATIVE)
         if guarded:
-            raise Forbidden(f"giving or taking away {', '.join(guarded)} needs 'roles:write'")
+            raise Forbidden(f"{doing} {', '.join(guarded)} needs 'roles:write'")
 
     async def _issue_pair(
         self,
@@ -526,14 +530,14 @@ class AuthService:
         return user
 
     async def users(
-        self, *, email: str | None, cursor: str | None, limit: int
+        self, *, email: str | None, cursor: uuid.UUID | None, limit: int
     ) -> tuple[list[User], str | None]:
         async with self.database.sessions() as session:
             users = list(
                 await store.list_users(
                     session,
                     email=normalise_email(email) if email else None,
-                    after=id_cursor(cursor),
+                    after=cursor,
                     limit=limit + 1,
                 )
             )
@@ -550,6 +554,8 @@ class AuthService:
         grants_any: bool = True,
     ) -> User:
         wanted = sorted(set(roles))
+        if by == user_id:
+            raise Conflict("you cannot change your own roles; another administrator can")
         async with self.database.sessions() as session, session.begin():
             user = await store.user_by_id(session, user_id)
             if user is None:
@@ -586,14 +592,26 @@ class AuthService:
             await session.refresh(user, ["roles"])
         return user
 
-    async def set_active(self, user_id: uuid.UUID, active: bool, *, by: uuid.UUID | None) -> User:
+    async def set_active(
+        self, user_id: uuid.UUID, active: bool, *, by: uuid.UUID | None, grants_any: bool = True
+    ) -> User:
         """Disable an account (it can no longer log in, and its sessions end) or enable it
-        again; the change is an event. The last active admin cannot be disabled."""
+        again; the change is an event. An administrative account needs `grants_any` (the
+        caller may define roles); one's own account and the last active admin cannot be
+        disabled."""
+        if by == user_id and not active:
+            raise Conflict("you cannot disable your own account; another administrator can")
         now = _now()
         async with self.database.sessions() as session, session.begin():
             user = await store.user_by_id(session, user_id)
             if user is None:
                 raise NotFound("no such user")
+            await self._may_grant(
+                session,
+                user.role_names,
+                grants_any=grants_any,
+                doing="disabling an account holding",
+            )
             if user.is_active == active:
                 return user
             if not active and "admin" in user.role_names:

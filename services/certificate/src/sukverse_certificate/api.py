@@ -16,7 +16,7 @@ from sukverse_certificate.schemas import (
     TemplatesQuery,
     VerificationOut,
 )
-from sukverse_common.api import JSON, Page, Routes, path_uuid, principal
+from sukverse_common.api import JSON, Page, Routes, link, path_uuid, principal
 
 routes = Routes("certificate")
 
@@ -87,6 +87,15 @@ async def update_template(request: web.Request, body: TemplatePatch) -> Template
     query=CertificatesQuery,
     response=Page[CertificateSummary],
     permission="certificate:read",
+    links={
+        name: link(operation, id="$response.body#/items/0/id")
+        for name, operation in (
+            ("GetCertificate", "get_certificate"),
+            ("GetCertificatePdf", "certificate_pdf"),
+            ("GetCredential", "certificate_credential"),
+            ("RevokeCertificate", "revoke_certificate"),
+        )
+    },
 )
 async def list_certificates(
     request: web.Request, query: CertificatesQuery

@@ -9,11 +9,18 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from sukverse_certificate.domain import PLACEHOLDERS, unknown_placeholders
-from sukverse_common.api import ExternalId, RequestSchema, Schema, unset
+from sukverse_common.api import (
+    ExternalId,
+    IdCursor,
+    NotBlank,
+    RequestSchema,
+    Schema,
+    unset,
+)
 
 MAX_REQUIRED_QUIZZES = 100
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Title = Annotated[str, StringConstraints(max_length=200), NotBlank]
 Body = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 Cursor = Annotated[str, StringConstraints(max_length=100)]
 
@@ -92,14 +99,14 @@ class TemplatesQuery(RequestSchema):
     workshop_id: uuid.UUID | None = None
     external_id: ExternalId | None = None
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: Cursor | None = None
+    cursor: IdCursor | None = None
 
 
 class CertificatesQuery(RequestSchema):
     user_id: uuid.UUID | None = None
     workshop_id: uuid.UUID | None = None
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: Cursor | None = None
+    cursor: IdCursor | None = None
 
 
 Status = Literal["valid", "revoked"]
@@ -128,7 +135,7 @@ class CertificateOut(CertificateSummary):
 
 
 class RevokeIn(RequestSchema):
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    reason: Annotated[str, StringConstraints(max_length=500), NotBlank]
 
 
 class VerificationOut(Schema):

@@ -27,7 +27,6 @@ from sukverse_certificate.schemas import (
 )
 from sukverse_certificate.settings import CertificateSettings
 from sukverse_certificate.workshops import WorkshopLookup
-from sukverse_common.api import id_cursor
 from sukverse_common.db import Database
 from sukverse_common.errors import Conflict, Forbidden, NotFound, Problem, ValidationFailed
 from sukverse_common.events.contracts import CertificateRevoked
@@ -224,7 +223,7 @@ class CertificateService:
         *,
         workshop_id: uuid.UUID | None,
         external_id: str | None,
-        cursor: str | None,
+        cursor: uuid.UUID | None,
         limit: int,
     ) -> tuple[list[TemplateOut], str | None]:
         """The templates the caller may see; with an `external_id`, only the one the caller
@@ -237,7 +236,7 @@ class CertificateService:
                     instructor_id=caller.user_id,
                     workshop_id=workshop_id,
                     external_key=None if external_id is None else (caller.subject, external_id),
-                    after=id_cursor(cursor),
+                    after=cursor,
                     limit=limit + 1,
                 )
             )
@@ -253,7 +252,7 @@ class CertificateService:
         *,
         user_id: uuid.UUID | None,
         workshop_id: uuid.UUID | None,
-        cursor: str | None,
+        cursor: uuid.UUID | None,
         limit: int,
     ) -> tuple[list[CertificateSummary], str | None]:
         async with self.database.sessions() as session:
@@ -264,7 +263,7 @@ class CertificateService:
                     viewer_id=caller.user_id,
                     user_id=user_id,
                     workshop_id=workshop_id,
-                    after=id_cursor(cursor),
+                    after=cursor,
                     limit=limit + 1,
                 )
             )

@@ -16,13 +16,17 @@ from aiohttp import web
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     SecretStr,
     StringConstraints,
     ValidationError,
     field_validator,
 )
+from pydantic_core import core_schema
 
 from sukverse_common.errors import (
     MalformedBody,
@@ -131,14 +135,61 @@ def _bad_cursor() -> ValidationFailed:
     return ValidationFailed(errors=[{"field": "cursor", "reason": "not a valid cursor"}])
 
 
-def id_cursor(cursor: str | None) -> uuid.UUID | None:
-    """The id a page ordered by id continues after; anything else is a 422 on `cursor`."""
-    if cursor is None:
-        return None
-    try:
-        return uuid.UUID(cursor)
-    except ValueError:
-        raise _bad_cursor() from None
+# White space as both Python's `str.strip` and JSON Schema's (ECMAScript's) `\s` count it,
+# so that the schema's pattern and the server agree on every character.
+BLANK = (
+    "\t\n\v\f\r \x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
+
+def _unpadded(value: str) -> str:
+    stripped = value.strip(BLANK)
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
+
+
+class _NotBlank:
+    """Text that is not blank, stored without the white space around it (`BLANK`); its
+    schema has the pattern that says so, so that generated text agrees with the server."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(_unpadded, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        document = dict(handler(schema))
+        # Not blank, and no NUL anywhere (RequestSchema's rule, which this pattern takes
+        # the place of in the schema).
+        document["pattern"] = f"^[^\\x00]*[^{BLANK}\\x00][^\\x00]*$"
+        return document
+
+
+NotBlank = _NotBlank()
+"""`Annotated[str, StringConstraints(max_length=200), NotBlank]`: not blank, unpadded."""
+
+
+IdCursor = Annotated[
+    uuid.UUID,
+    Field(description="The `next_cursor` of the page before: the id of its last item"),
+]
+"""The cursor of a page ordered by id: the id it continues after."""
+
+
+def _whole_number(value: Any) -> Any:
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = BeforeValidator(_whole_number)
+"""Read an integer of a request body as JSON Schema has it: a number without a fraction, 5
+and 5.0 alike (never `true` or `"5"`). Last in its `Annotated`, after the constraints, so
+that the schema keeps them: `Annotated[int, Field(ge=1), WholeNumber]`."""
 
 
 def time_cursor(at: datetime, row_id: uuid.UUID) -> str:
@@ -181,6 +232,15 @@ class Endpoint:
     also: tuple[int, ...] = ()
     # The OpenAPI request body content of a body the handler reads itself (a form, a file).
     content: dict[str, Any] | None = None
+    # OpenAPI links of the success response, by name: `link(operation, param=expression)`.
+    links: dict[str, Any] | None = None
+
+
+def link(operation: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link to the operation (its handler's name), each parameter a runtime
+    expression such as `$response.body#/id`: where a client (and a fuzzer) finds the ids
+    that operation takes."""
+    return {"operationId": operation, "parameters": parameters}
 
 
 def mark_public(handler: Handler) -> Handler:
@@ -281,6 +341,7 @@ class Routes:
         errors: Sequence[int] = (),
         also: Sequence[int] = (),
         content: dict[str, Any] | None = None,
+        links: dict[str, Any] | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             async def endpoint(request: web.Request) -> web.StreamResponse:
@@ -312,6 +373,7 @@ class Routes:
                     tag=self.tag,
                     also=tuple(also),
                     content=content,
+                    links=links,
                 )
             )
             return handler

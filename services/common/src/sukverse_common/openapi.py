@@ -160,6 +160,8 @@ def _responses(endpoint: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "Success"}
     if endpoint.response is not None:
         ok["content"] = {"application/json": {"schema": refs[(endpoint.response, "serialization")]}}
+    if endpoint.links:
+        ok["links"] = endpoint.links
     responses: dict[str, Any] = {str(endpoint.status): ok}
     for status in endpoint.also:
         responses[str(status)] = ok

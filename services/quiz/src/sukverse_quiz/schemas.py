@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, RootModel, StrictBool, StringConstraints, model_validator
 
-from sukverse_common.api import ExternalId, RequestSchema, Schema, unset
+from sukverse_common.api import (
+    ExternalId,
+    IdCursor,
+    NotBlank,
+    RequestSchema,
+    Schema,
+    WholeNumber,
+    unset,
+)
 from sukverse_quiz.domain import Grading, Kind, PartialCredit, Review, normalise_text
 
 MAX_QUESTIONS = 200
@@ -17,19 +25,26 @@ MAX_ACCEPTED = 50
 MAX_ATTEMPTS_LIMIT = 100
 MAX_TIME_LIMIT_SECONDS = 7 * 24 * 3600
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
-OptionText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Title = Annotated[str, StringConstraints(max_length=200), NotBlank]
+Prompt = Annotated[str, StringConstraints(max_length=5000), NotBlank]
+OptionText = Annotated[str, StringConstraints(max_length=1000), NotBlank]
 AcceptedText = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 AnswerText = Annotated[str, StringConstraints(max_length=1000)]
 Points = Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]
 Number = Annotated[float, Field(strict=True, ge=-1e15, le=1e15, allow_inf_nan=False)]
 PassMark = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
-MaxAttempts = Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_LIMIT)]
-TimeLimit = Annotated[int, Field(ge=1, le=MAX_TIME_LIMIT_SECONDS)]
+MaxAttempts = Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_LIMIT), WholeNumber]
+TimeLimit = Annotated[int, Field(ge=1, le=MAX_TIME_LIMIT_SECONDS), WholeNumber]
 
 
 # -- quizzes in ---------------------------------------------------------------------------
+
+# An option marked correct: how many a choice question has is in its schema too.
+CORRECT_OPTION: dict[str, Any] = {
+    "type": "object",
+    "properties": {"correct": {"const": True}},
+    "required": ["correct"],
+}
 
 
 class OptionIn(RequestSchema):
@@ -46,7 +61,11 @@ class SingleChoiceIn(_QuestionIn):
     """Exactly one option is correct."""
 
     kind: Literal["single_choice"]
-    options: list[OptionIn] = Field(min_length=2, max_length=MAX_OPTIONS)
+    options: list[OptionIn] = Field(
+        min_length=2,
+        max_length=MAX_OPTIONS,
+        json_schema_extra={"contains": CORRECT_OPTION, "minContains": 1, "maxContains": 1},
+    )
 
     @model_validator(mode="after")
     def _one_correct(self) -> Self:
@@ -61,7 +80,11 @@ class MultipleChoiceIn(_QuestionIn):
     least 0, of the points (`partial`)."""
 
     kind: Literal["multiple_choice"]
-    options: list[OptionIn] = Field(min_length=2, max_length=MAX_OPTIONS)
+    options: list[OptionIn] = Field(
+        min_length=2,
+        max_length=MAX_OPTIONS,
+        json_schema_extra={"contains": CORRECT_OPTION, "minContains": 1},
+    )
     partial_credit: PartialCredit = "all_or_nothing"
 
     @model_validator(mode="after")
@@ -141,7 +164,7 @@ class QuizzesQuery(RequestSchema):
     workshop_id: uuid.UUID | None = None
     external_id: ExternalId | None = None
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: Annotated[str, StringConstraints(max_length=100)] | None = None
+    cursor: IdCursor | None = None
 
 
 class AttemptsQuery(RequestSchema):

@@ -12,7 +12,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sukverse_common.api import id_cursor, parse_time_cursor, time_cursor
+from sukverse_common.api import parse_time_cursor, time_cursor
 from sukverse_common.db import Database
 from sukverse_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from sukverse_common.events.contracts import QuizAttemptSubmitted, QuizPassed
@@ -268,7 +268,7 @@ class QuizService:
         *,
         workshop_id: uuid.UUID | None,
         external_id: str | None,
-        cursor: str | None,
+        cursor: uuid.UUID | None,
         limit: int,
     ) -> tuple[list[QuizSummary], str | None]:
         """The quizzes the caller may see; with an `external_id`, only the one the caller
@@ -283,7 +283,7 @@ class QuizService:
                     student_id=user_id if caller.has("attempt:write") else None,
                     workshop_id=workshop_id,
                     external_key=None if external_id is None else (caller.subject, external_id),
-                    after=id_cursor(cursor),
+                    after=cursor,
                     limit=limit + 1,
                 )
             )

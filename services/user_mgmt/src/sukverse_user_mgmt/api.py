@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from aiohttp import BodyPartReader, StreamReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from sukverse_common.api import Page, Routes, path_uuid, principal
-from sukverse_common.errors import Forbidden, UnsupportedMediaType, ValidationFailed
+from sukverse_common.api import Page, Routes, link, path_uuid, principal
+from sukverse_common.errors import BadRequest, Forbidden, UnsupportedMediaType, ValidationFailed
 from sukverse_common.keys import SETTINGS
 from sukverse_user_mgmt.imports import TooLarge
 from sukverse_user_mgmt.keys import IMPORTS, PROFILES
@@ -69,13 +70,22 @@ async def _csv_body(request: web.Request, limit: int) -> bytes:
     if request.content_type in CSV_TYPES:
         return await _read_capped(request.content, limit)
     if request.content_type == "multipart/form-data":
-        reader = await request.multipart()
-        async for part in reader:
-            if isinstance(part, BodyPartReader) and part.name == "file":
-                return await _read_capped(part, limit)
-        raise ValidationFailed(
-            "the form has no field 'file'", errors=[{"field": "file", "reason": "missing"}]
-        )
+        data = None
+        try:
+            async for part in await request.multipart():
+                if not isinstance(part, BodyPartReader) or part.name != "file" or data is not None:
+                    raise ValidationFailed(
+                        "the form has one field, 'file'",
+                        errors=[{"field": "file", "reason": "the only field of the form, once"}],
+                    )
+                data = await _read_capped(part, limit)
+        except (ValueError, HttpProcessingError):  # no boundary, or parts that break the rules
+            raise BadRequest("the multipart body is malformed") from None
+        if data is None:
+            raise ValidationFailed(
+                "the form has no field 'file'", errors=[{"field": "file", "reason": "missing"}]
+            )
+        return data
     raise UnsupportedMediaType(
         f"send the file as text/csv, or as the field 'file' of multipart/form-data, "
         f"not {request.content_type!r}"
@@ -121,6 +131,7 @@ IMPORT_BODY = {
             "type": "object",
             "required": ["file"],
             "properties": {"file": {**CSV_FILE, "format": "binary"}},
+            "additionalProperties": False,
         },
         "encoding": {"file": {"contentType": "text/csv"}},
     },
@@ -132,8 +143,12 @@ IMPORT_BODY = {
     query=ImportQuery,
     response=ImportAccepted,
     status=202,
-    errors=(413, 415, 503),
+    errors=(400, 413, 415, 503),
     content=IMPORT_BODY,
+    links={
+        "GetImport": link("get_import", id="$response.body#/id"),
+        "ListImportRows": link("list_import_rows", id="$response.body#/id"),
+    },
 )
 async def start_import(request: web.Request, query: ImportQuery) -> ImportAccepted:
     """Import users from a CSV file (columns email, full_name, role and optional profile

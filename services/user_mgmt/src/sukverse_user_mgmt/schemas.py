@@ -8,21 +8,21 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from sukverse_common.api import RequestSchema, RoleName, Schema
+from sukverse_common.api import IdCursor, NotBlank, RequestSchema, RoleName, Schema
 from sukverse_user_mgmt.domain import (
+    AVATAR_URL_PATTERN,
     LOCALE_PATTERN,
     MAX_BIO,
     MAX_NAME,
     MAX_ORGANISATION,
     MAX_URL,
+    TIME_ZONES,
     check_avatar_url,
     check_time_zone,
     normalise_locale,
 )
 
-DisplayName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)
-]
+DisplayName = Annotated[str, StringConstraints(max_length=MAX_NAME), NotBlank]
 Organisation = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_ORGANISATION)]
 # The schemas publish what the validators enforce (a pattern or format, the length).
 Locale = Annotated[
@@ -37,22 +37,18 @@ Locale = Annotated[
 ]
 TimeZone = Annotated[
     str,
-    StringConstraints(strip_whitespace=True),
     AfterValidator(check_time_zone),
     Field(
-        min_length=1,
-        max_length=64,
-        json_schema_extra={"pattern": "^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$"},
+        json_schema_extra={"enum": list(TIME_ZONES)},
         description="An IANA time zone name such as Europe/Berlin or UTC",
     ),
 ]
 AvatarUrl = Annotated[
     str,
-    StringConstraints(strip_whitespace=True),
     AfterValidator(check_avatar_url),
     Field(
         max_length=MAX_URL,
-        json_schema_extra={"format": "uri", "pattern": "^https://[^\\s@/]+(/\\S*)?$"},
+        json_schema_extra={"format": "uri", "pattern": AVATAR_URL_PATTERN},
         description="An absolute https URL without credentials",
     ),
 ]
@@ -93,7 +89,7 @@ class ProfilesQuery(RequestSchema):
     q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)] | None = None
     role: RoleName | None = None
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: Annotated[str, StringConstraints(max_length=100)] | None = None
+    cursor: IdCursor | None = None
 
 
 class RolesIn(RequestSchema):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sukverse_common.api import id_cursor
 from sukverse_common.db import Database
 from sukverse_common.errors import Forbidden, NotFound
 from sukverse_common.security import Principal
@@ -92,11 +91,11 @@ class ProfileService:
             return profile_out(row)
 
     async def search(
-        self, *, q: str | None, role: str | None, cursor: str | None, limit: int
+        self, *, q: str | None, role: str | None, cursor: uuid.UUID | None, limit: int
     ) -> tuple[list[ProfileOut], str | None]:
         """Profiles by email or display-name prefix (case-insensitive) and role."""
         async with self.database.sessions() as session:
-            rows = await store.search(session, q=q, role=role, after=id_cursor(cursor), limit=limit)
+            rows = await store.search(session, q=q, role=role, after=cursor, limit=limit)
             page = [profile_out(row) for row in rows[:limit]]
         more = len(rows) > limit
         return page, str(page[-1].user_id) if more and page else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sukverse_common.api import JSON, Page, Routes, path_uuid, principal
+from sukverse_common.api import JSON, Page, Routes, link, path_uuid, principal
 from sukverse_workshop.keys import WORKSHOPS
 from sukverse_workshop.schemas import (
     EnrollmentOut,
@@ -97,6 +97,12 @@ async def delete_workshop(request: web.Request) -> None:
     response=EnrollResult,
     permission="enrollment:write",
     errors=(403, 404, 409),
+    links={
+        "ReadProgress": link(
+            "read_progress", id="$request.path.id", user_id="$request.body#/user_ids/0"
+        ),
+        "ListEnrollments": link("list_enrollments", id="$request.path.id"),
+    },
 )
 async def enroll(request: web.Request, body: EnrollRequest) -> EnrollResult:
     """Enroll up to 1,000 users at once; those already enrolled stay as they are, withdrawn

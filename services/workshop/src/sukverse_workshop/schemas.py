@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints, ValidationInfo, field_validator
 
-from sukverse_common.api import ExternalId, RequestSchema, Schema
+from sukverse_common.api import ExternalId, NotBlank, RequestSchema, Schema, WholeNumber
 
 MAX_STEPS = 500
 MAX_SUBSTEPS_PER_STEP = 50
@@ -16,10 +16,10 @@ MAX_SUBSTEPS = 5_000
 MAX_INSTRUCTORS = 50
 MAX_ENROLL_BATCH = 1_000
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Title = Annotated[str, StringConstraints(max_length=200), NotBlank]
 Description = Annotated[str, StringConstraints(max_length=10_000)]
 Markdown = Annotated[str, StringConstraints(max_length=20_000)]
-Minutes = Annotated[int, Field(ge=0, le=10_000)]
+Minutes = Annotated[int, Field(ge=0, le=10_000), WholeNumber]
 InstructorIds = Annotated[list[uuid.UUID], Field(max_length=MAX_INSTRUCTORS)]
 Key = Annotated[
     str,
@@ -109,7 +109,7 @@ class WorkshopPatch(RequestSchema):
     ends_at: AwareDatetime | None = None
     instructor_ids: InstructorIds | None = None
     steps: list[StepPatch] | None = Field(default=None, min_length=1, max_length=MAX_STEPS)
-    version: int | None = Field(default=None, ge=1)
+    version: Annotated[int, Field(ge=1), WholeNumber] | None = None
 
     @field_validator("steps", mode="after")
     @classmethod
