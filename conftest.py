@@ -667,40 +667,52 @@ def free_port_base(count: int = 6) -> int:
 
 
 class Platform:
-    """`sukverse up` as its user runs it, in a process of its own on a block of free ports."""
+    """`sukverse up` as its user runs it, in a process of its own on a block of free ports;
+    its output goes to `log_path` (a pipe nobody read while it served would fill and stop
+    it), and `interrupt` gives the output of the run it ends."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.port_base = free_port_base()
         self.url = f"http://127.0.0.1:{self.port_base}"
-        self.process: subprocess.Popen[str] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.env: dict[str, str] = {}
+        self.log_path = data_dir.parent / "up.log"
+        self._run_starts_at = 0
 
     def service_url(self, name: str) -> str:
         return (
             f"http://127.0.0.1:{self.port_base + SERVICES[name].default_port - DEFAULT_PORT_BASE}"
         )
 
+    def output(self) -> str:
+        """What the current (or last) run has written so far."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._run_starts_at)
+            return log.read().decode(errors="replace")
+
     def start(self) -> None:
         env = {**os.environ, "SUKVERSE_DATA_DIR": str(self.data_dir), **self.env}
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sukverse_platform",
-                "up",
-                "--port-base",
-                str(self.port_base),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._run_starts_at = log.tell()
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "sukverse_platform",
+                    "up",
+                    "--port-base",
+                    str(self.port_base),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         waiting = set(SERVICES)
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.process.communicate()[0]
+            assert self.process.poll() is None, self.output()
             for name in sorted(waiting):
                 try:
                     with urllib.request.urlopen(f"{self.service_url(name)}/readyz", timeout=10):
@@ -715,10 +727,9 @@ class Platform:
     def interrupt(self) -> tuple[int, str]:
         assert self.process is not None
         self.process.send_signal(signal.SIGINT)
-        output, _ = self.process.communicate(timeout=20)
-        code = self.process.returncode
+        code = self.process.wait(timeout=20)
         self.process = None
-        return code, output
+        return code, self.output()
 
 
 @pytest.fixture
@@ -727,4 +738,4 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
     yield platform
     if platform.process is not None:
         platform.process.kill()
-        platform.process.communicate()  # reaps it and closes its output pipe
+        platform.process.wait()
