@@ -643,6 +643,32 @@ def published(bus: Bus, settings: ServiceSettings) -> list[CloudEvent]:
     return events
 
 
+# -- calling the services over HTTP, as a client does --------------------------------------
+
+
+def call(
+    method: str, url: str, body: Any = None, token: str | None = None, **headers: str
+) -> tuple[int, Any]:
+    """One JSON call: its status and decoded body, whatever the status."""
+    sent = {"Content-Type": "application/json", **headers}
+    if token:
+        sent["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=sent)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def ok(method: str, url: str, body: Any = None, token: str | None = None, **headers: str) -> Any:
+    """One JSON call that must succeed (2xx): its decoded body."""
+    status, answer = call(method, url, body, token, **headers)
+    assert 200 <= status < 300, f"{method} {url}: {status} {answer}"
+    return answer
+
+
 # -- the embedded platform: `sukverse up` -------------------------------------------------
 
 

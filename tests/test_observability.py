@@ -30,6 +30,7 @@ import yaml
 
 from benchmarks.cluster import Operator, eventually, install_operator_chart, kubectl
 from benchmarks.harness import free_port
+from conftest import call, ok
 from observability.render import render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,27 +46,6 @@ SCRAPE_SECONDS = 1
 PICTURES = os.environ.get("SUKVERSE_DASHBOARD_PICTURES")
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(600)]
-
-
-def call(
-    method: str, url: str, body: Any = None, token: str | None = None, **headers: str
-) -> tuple[int, Any]:
-    sent = {"Content-Type": "application/json", **headers}
-    if token:
-        sent["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=sent)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-
-
-def ok(method: str, url: str, body: Any = None, token: str | None = None, **headers: str) -> Any:
-    status, answer = call(method, url, body, token, **headers)
-    assert 200 <= status < 300, f"{method} {url}: {status} {answer}"
-    return answer
 
 
 def get_json(url: str) -> Any:

@@ -6,38 +6,20 @@ still refuses them after a restart, from its outbox."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from conftest import Platform, Server
+from conftest import Platform, Server, call
 
 ADMIN = {"email": "root@example.com", "password": "a long admin passphrase for tests"}
 PASSWORD = "correct horse battery staple"
 WITHIN = {"embedded": 2.0, "real": 5.0}
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def call(
-    method: str, url: str, body: dict[str, Any] | None = None, token: str | None = None
-) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 class Services:

@@ -15,8 +15,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Platform, Server
+from conftest import Platform, Server, ok
 
 HERE = Path(__file__).resolve().parent / "schemathesis"
 SERVICES = ("auth", "user_mgmt", "workshop", "quiz", "analytics", "certificate")
@@ -45,19 +43,6 @@ LIMITS = {
 pytestmark = pytest.mark.timeout(900)
 
 
-def call(method: str, url: str, body: Any = None, token: str | None = None) -> Any:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        raise AssertionError(f"{method} {url}: {error.code} {error.read()[:500]!r}") from None
-
-
 def until(fetch: Callable[[], Any], what: str) -> Any:
     deadline = time.monotonic() + 30
     while not (found := fetch()):
@@ -68,7 +53,7 @@ def until(fetch: Callable[[], Any], what: str) -> Any:
 
 def login(auth: str, who: tuple[str, str]) -> str:
     return str(
-        call("POST", f"{auth}/auth/login", {"email": who[0], "password": who[1]})["access_token"]
+        ok("POST", f"{auth}/auth/login", {"email": who[0], "password": who[1]})["access_token"]
     )
 
 
@@ -78,16 +63,16 @@ def prepare(url: Mapping[str, str]) -> dict[str, str]:
     auth = url["auth"]
     admin = login(auth, ADMIN)
     permissions = ["users:read", "users:write", "users:disable", "roles:assign"]
-    call("POST", f"{auth}/roles", {"name": "accounts", "permissions": permissions}, admin)
+    ok("POST", f"{auth}/roles", {"name": "accounts", "permissions": permissions}, admin)
     ids = {}
     for name, (email, password) in (("accounts", USER_ADMIN), ("student", STUDENT)):
         body = {"email": email, "password": password, "full_name": name.title()}
-        ids[name] = call("POST", f"{auth}/auth/register", body)["id"]
-    call("PUT", f"{auth}/users/{ids['accounts']}/roles", {"roles": ["accounts"]}, admin)
+        ids[name] = ok("POST", f"{auth}/auth/register", body)["id"]
+    ok("PUT", f"{auth}/users/{ids['accounts']}/roles", {"roles": ["accounts"]}, admin)
 
     body = {"title": "Fuzzed", "steps": [{"title": "One", "substeps": [{"title": "Only"}]}]}
-    workshop = call("POST", f"{url['workshop']}/workshops", body, admin)
-    call(
+    workshop = ok("POST", f"{url['workshop']}/workshops", body, admin)
+    ok(
         "POST",
         f"{url['workshop']}/workshops/{workshop['id']}/enrollments",
         {"user_ids": [ids["student"]]},
@@ -96,20 +81,20 @@ def prepare(url: Mapping[str, str]) -> dict[str, str]:
     substep = workshop["steps"][0]["substeps"][0]["id"]
     student = login(auth, STUDENT)
     progress = f"{url['workshop']}/workshops/{workshop['id']}/progress"
-    call("POST", progress, {"substep_id": substep}, student)
+    ok("POST", progress, {"substep_id": substep}, student)
     template = {"workshop_id": workshop["id"], "title": "Done", "body": "{name} did {workshop}"}
-    call("POST", f"{url['certificate']}/templates", template, admin)
+    ok("POST", f"{url['certificate']}/templates", template, admin)
     until(
-        lambda: call("GET", f"{url['certificate']}/certificates", token=admin)["items"],
+        lambda: ok("GET", f"{url['certificate']}/certificates", token=admin)["items"],
         "the certificate",
     )
     until(
-        lambda: call(
-            "GET", f"{url['analytics']}/analytics/workshops/{workshop['id']}", token=admin
-        )["completed"],
+        lambda: ok("GET", f"{url['analytics']}/analytics/workshops/{workshop['id']}", token=admin)[
+            "completed"
+        ],
         "analytics to count the completion",
     )
-    keys = call("GET", f"{url['certificate']}/.well-known/jwks.json")["keys"]
+    keys = ok("GET", f"{url['certificate']}/.well-known/jwks.json")["keys"]
     return {
         "SCHEMATHESIS_HOOKS": str(HERE / "hooks.py"),
         "SUKVERSE_FUZZ_AUTH_URL": auth,

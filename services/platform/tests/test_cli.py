@@ -12,29 +12,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from conftest import Platform
+from conftest import Platform, call
 from sukverse_platform.registry import DEFAULT_PORT_BASE, SERVICES
 
 PASSWORD = "correct horse battery staple"
-
-
-def call(
-    method: str, url: str, body: dict[str, Any] | None = None, token: str | None = None
-) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 def test_up_serves_stops_cleanly_on_ctrl_c_and_keeps_data(platform: Platform) -> None:
