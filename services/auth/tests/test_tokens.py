@@ -421,3 +421,28 @@ def test_a_pem_key_file_signs_and_a_second_key_is_only_published(tmp_path: Any) 
     path.write_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     with pytest.raises(ValueError, match="no PEM private key"):
         SigningKeys.from_file(path)
+
+
+async def test_a_refresh_racing_a_logout_everywhere_does_not_outlive_it(
+    client: Any, api: Any
+) -> None:
+    """Whichever comes first, once the logout has answered, no refresh token of the user
+    works: a refresh that got in before it is revoked with the rest."""
+    await api.register("racer@example.com")
+    for _ in range(8):
+        pair = await api.login("racer@example.com")
+        refreshed, logged_out = await asyncio.gather(
+            client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]}),
+            client.post(
+                "/auth/logout",
+                json={"all_sessions": True},
+                headers=api.bearer(pair["access_token"]),
+            ),
+        )
+        assert logged_out.status in (204, 401), await logged_out.text()
+        if refreshed.status == 200:
+            escaped = (await refreshed.json())["refresh_token"]
+            again = await client.post("/auth/refresh", json={"refresh_token": escaped})
+            assert again.status == 401, "a refresh token outlived the logout"
+        else:
+            assert refreshed.status == 401, await refreshed.text()

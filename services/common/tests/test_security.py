@@ -16,12 +16,12 @@ from sukverse_common.errors import Unauthorized
 from sukverse_common.events.contracts import TokensRevoked
 from sukverse_common.events.envelope import CloudEvent
 from sukverse_common.security import (
-    REVOCATION_SECONDS,
     Principal,
     Revocations,
     TokenVerifier,
     jwks_loader,
 )
+from sukverse_common.settings import REVOCATION_SECONDS
 
 
 def _token(key: OKPKey) -> str:

@@ -178,6 +178,16 @@ async def test_roles_are_changed_through_auth(api: Any, service_headers: dict[st
             assert (await answer.json())["roles"] == ["instructor", "student"]
 
 
+async def test_ones_own_roles_are_not_changed_through_this_service(api: Any) -> None:
+    """As at auth: another administrator changes them (this service calls auth with its
+    own token, so it checks the caller itself)."""
+    response = await api.client.put(
+        f"/profiles/{api.admin.id}/roles", json={"roles": ["student"]}, headers=api.admin.headers
+    )
+    assert response.status == 409, await response.text()
+    assert "your own roles" in (await response.json())["detail"]
+
+
 async def test_an_administrative_role_is_given_at_auth_not_through_this_service(
     api: Any,
 ) -> None:

@@ -378,15 +378,16 @@ class AuthService:
     async def refresh(self, refresh_token: str) -> TokenPair:
         """Rotate a refresh token; presenting a used one revokes its whole family."""
         now = _now()
+        refused = Unauthorized(
+            "the refresh token is invalid, expired or revoked: a session's refresh tokens "
+            f"expire after {_days(self.settings.refresh_token_ttl_seconds)} unused and "
+            f"{_days(self.settings.refresh_session_lifetime_seconds)} after the login"
+        )
         async with self.database.sessions() as session, session.begin():
             current = await store.refresh_token(session, hash_refresh_token(refresh_token))
             if current is None or current.revoked_at is not None or current.expires_at <= now:
-                raise Unauthorized(
-                    "the refresh token is invalid, expired or revoked: a session's refresh "
-                    "tokens expire after "
-                    f"{_days(self.settings.refresh_token_ttl_seconds)} unused and "
-                    f"{_days(self.settings.refresh_session_lifetime_seconds)} after the login"
-                )
+                raise refused
+            await store.lock_sessions(session, current.user_id)
             if await store.mark_refresh_token_used(session, current.id, now):
                 user = await store.user_by_id(session, current.user_id)
                 if user is None or not user.is_active:
@@ -401,6 +402,9 @@ class AuthService:
                     generation=user.token_generation,
                     now=now,
                 )
+            await session.refresh(current, ["used_at", "revoked_at"])
+            if current.used_at is None:
+                raise refused  # revoked by a logout or disabling that got there first
             await self._end_session(
                 session, current.user_id, current.family_id, now, reason="refresh_reused"
             )
@@ -419,6 +423,7 @@ class AuthService:
         caller's) or every session of the user; their access tokens stop working too."""
         now = _now()
         async with self.database.sessions() as session, session.begin():
+            await store.lock_sessions(session, user_id)
             if everywhere:
                 await store.revoke_families(session, now, user_id=user_id)
                 await self._revoke_tokens(session, user_id, now, reason="logout")
@@ -614,6 +619,7 @@ class AuthService:
             )
             if user.is_active == active:
                 return user
+            await store.lock_sessions(session, user.id)
             if not active and "admin" in user.role_names:
                 admins = await store.lock_role_holders(session, "admin")
                 if user.id in admins and len(admins) <= 1:

@@ -8,8 +8,7 @@ from types import MappingProxyType
 
 from pydantic import Field, SecretStr, field_validator
 
-from sukverse_common.security import MAX_ACCESS_TOKEN_SECONDS
-from sukverse_common.settings import ServiceSettings
+from sukverse_common.settings import MAX_ACCESS_TOKEN_SECONDS, ServiceSettings
 
 # Machine clients with a role of their own by default.
 CLIENT_ROLES = MappingProxyType({"operator": "operator"})

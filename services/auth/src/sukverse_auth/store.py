@@ -111,11 +111,25 @@ async def refresh_token(session: AsyncSession, token_hash: str) -> RefreshToken 
     return await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
 
 
+async def lock_sessions(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Serialise what changes a user's sessions (a refresh, a logout, disabling) until the
+    transaction ends: the user's row, locked (PostgreSQL; SQLite has one writer at a time).
+    Without it, a refresh racing a logout could add a token to a family the logout did not
+    see yet."""
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
 async def mark_refresh_token_used(session: AsyncSession, token_id: uuid.UUID, at: datetime) -> bool:
-    """Claim a refresh token once; False when another request already used it."""
+    """Claim a refresh token once, while it is neither revoked nor expired; False when
+    another request used it or it was revoked meanwhile."""
     result = await session.execute(
         update(RefreshToken)
-        .where(RefreshToken.id == token_id, RefreshToken.used_at.is_(None))
+        .where(
+            RefreshToken.id == token_id,
+            RefreshToken.used_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+            RefreshToken.expires_at > at,
+        )
         .values(used_at=at)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -46,13 +46,8 @@ from sukverse_common.keys import (
 )
 from sukverse_common.metrics import Metrics
 from sukverse_common.openapi import add_docs_routes, build_openapi
-from sukverse_common.security import (
-    REVOCATION_SECONDS,
-    REVOCATION_TOPIC,
-    TokenVerifier,
-    jwks_loader,
-)
-from sukverse_common.settings import ServiceSettings
+from sukverse_common.security import REVOCATION_TOPIC, TokenVerifier, jwks_loader
+from sukverse_common.settings import REVOCATION_SECONDS, ServiceSettings
 
 log = structlog.get_logger(__name__)
 

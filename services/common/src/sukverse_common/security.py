@@ -23,15 +23,11 @@ from pydantic import ValidationError
 from sukverse_common.errors import Forbidden, Unauthorized
 from sukverse_common.events.contracts import TokensRevoked
 from sukverse_common.events.envelope import CloudEvent
+from sukverse_common.settings import CLOCK_SKEW_SECONDS, REVOCATION_SECONDS
 
 log = structlog.get_logger(__name__)
 
 ACCESS_TOKEN_ALGORITHMS = ["Ed25519"]
-CLOCK_SKEW_SECONDS = 30
-# The longest an access token may live (auth's `access_token_ttl_seconds` is at most this):
-# a revocation matters for this long, and no longer.
-MAX_ACCESS_TOKEN_SECONDS = 3600
-REVOCATION_SECONDS = MAX_ACCESS_TOKEN_SECONDS + CLOCK_SKEW_SECONDS
 # Where auth announces them; every replica of every service listens (`Bus.listen`).
 REVOCATION_TOPIC = TokensRevoked.topic()
 MAX_HEADER_CHARS = 1024

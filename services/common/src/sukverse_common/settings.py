@@ -18,6 +18,11 @@ from pydantic_settings import (
 from sukverse_common.db import async_driver_url
 
 ENV_PREFIX = "SUKVERSE_"
+CLOCK_SKEW_SECONDS = 30
+# The longest an access token may live (auth's `access_token_ttl_seconds` is at most this):
+# a revocation matters for this long, and no longer.
+MAX_ACCESS_TOKEN_SECONDS = 3600
+REVOCATION_SECONDS = MAX_ACCESS_TOKEN_SECONDS + CLOCK_SKEW_SECONDS
 
 
 def default_data_dir() -> Path:
@@ -93,9 +98,10 @@ class ServiceSettings(SukverseSettings):
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
-    # Published outbox rows are kept a day for inspection; inbox rows longer than the
-    # broker keeps records, so that no redelivered event can find its row gone.
-    outbox_retention_hours: float = Field(default=24.0, gt=0)
+    # Published outbox rows are kept a day for inspection, and at least the hour of them
+    # that the embedded bus replays to the token verifiers at start; inbox rows longer than
+    # the broker keeps records, so that no redelivered event can find its row gone.
+    outbox_retention_hours: float = Field(default=24.0, ge=REVOCATION_SECONDS / 3600)
     inbox_retention_hours: float = Field(default=24.0 * 8, gt=0)
     retention_sweep_seconds: float = Field(default=600.0, gt=0)
     log_level: str = "INFO"

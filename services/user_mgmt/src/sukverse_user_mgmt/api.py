@@ -6,7 +6,13 @@ from aiohttp import BodyPartReader, StreamReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from sukverse_common.api import Page, Routes, link, path_uuid, principal
-from sukverse_common.errors import BadRequest, Forbidden, UnsupportedMediaType, ValidationFailed
+from sukverse_common.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from sukverse_common.keys import SETTINGS
 from sukverse_user_mgmt.imports import TooLarge
 from sukverse_user_mgmt.keys import IMPORTS, PROFILES
@@ -57,8 +63,12 @@ async def update_profile(request: web.Request, body: ProfilePatch) -> ProfileOut
     errors=(403, 404, 409, 503),
 )
 async def set_roles(request: web.Request, body: RolesIn) -> ProfileOut:
-    """Replace a user's roles; the auth service decides, this service follows."""
-    return await request.app[PROFILES].set_roles(path_uuid(request, "user_id"), body.roles)
+    """Replace a user's roles; the auth service decides, this service follows. One's own
+    roles are a 409, as at the auth service: another administrator changes them."""
+    user_id = path_uuid(request, "user_id")
+    if principal(request).user_id == user_id:
+        raise Conflict("you cannot change your own roles; another administrator can")
+    return await request.app[PROFILES].set_roles(user_id, body.roles)
 
 
 CSV_TYPES = ("text/csv", "application/csv", "text/plain")

@@ -207,6 +207,9 @@ class KafkaBus:
             raise KafkaTimeoutError(
                 f"the event listeners did not read the last events within {self.publish_timeout} s"
             ) from None
+        except BaseException:  # cancelled while waiting: nothing started may be left running
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         """Cancel and await the consumers, then close the producer and the admin client."""
