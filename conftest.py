@@ -255,11 +255,14 @@ def consumed_by(service: str) -> list[str]:
     return list(consumer.topics)
 
 
-def listened() -> list[str]:
-    """The topics every service's bus reads in no group, as the common kit declares them."""
+def listened() -> dict[str, str]:
+    """The topics every service's bus reads in no group, as the common kit declares them,
+    each with the service that writes it."""
+    from sukverse_common.events.contracts import TokensRevoked
     from sukverse_common.security import REVOCATION_TOPIC
 
-    return [REVOCATION_TOPIC]
+    assert TokensRevoked.topic() == REVOCATION_TOPIC
+    return {REVOCATION_TOPIC: TokensRevoked.service()}
 
 
 def producers() -> set[str]:
@@ -633,13 +636,19 @@ async def bus(settings: ServiceSettings) -> AsyncIterator[Bus]:
 
 @pytest.fixture
 def published(bus: Bus, settings: ServiceSettings) -> list[CloudEvent]:
-    """Every event the service publishes on its topic."""
+    """Every event the service publishes, on any of its topics."""
     events: list[CloudEvent] = []
 
     async def record(event: CloudEvent) -> None:
         events.append(event)
 
-    bus.subscribe("test", [topic_of(settings.service_name)], each(record))
+    topics = {
+        c.topic()
+        for c in vars(contracts).values()
+        if isinstance(c, type) and issubclass(c, EventData) and c is not EventData
+        if c.service() == settings.service_name
+    }
+    bus.subscribe("test", sorted(topics | {topic_of(settings.service_name)}), each(record))
     return events
 
 

@@ -505,6 +505,7 @@ async def test_each_service_may_write_its_own_topic_and_its_consumed_topics_dlq_
                 allowed[service].add(topic)
     for service in SERVICES:
         own = {topic_of(service)} if service in producers() else set()
+        own |= {topic for topic, writer in listened().items() if writer == service}
         expected = own | {dead_letter_topic(t) for t in consumed_by(service)}
         assert allowed[service] == expected, service
         assert refused[service] == set(broker.topics) - expected, service
@@ -590,7 +591,7 @@ async def test_every_service_runs_on_the_acls_of_its_kafka_user(
             inboxes[service] = Inbox()
             bus.subscribe(service, topics, inboxes[service])
         listeners[service] = Inbox()
-        bus.listen(listened(), listeners[service], replay_seconds=60)
+        bus.listen(list(listened()), listeners[service], replay_seconds=60)
     started = dict(
         zip(unstarted, await asyncio.gather(*map(buses, unstarted.values())), strict=True)
     )
@@ -604,8 +605,12 @@ async def test_every_service_runs_on_the_acls_of_its_kafka_user(
     for service, inbox in inboxes.items():
         wanted = {subjects[topic.removeprefix("sukverse.")] for topic in consumed_by(service)}
         await until(lambda i=inbox, w=wanted: w <= i.subjects(), f"{service} to get {wanted}")
+    heard = {}
+    for topic, writer in listened().items():
+        heard[topic] = f"hears-{topic}-{uuid.uuid4()}"
+        await started[writer].publish([Message(topic, heard[topic], probe(heard[topic]))])
     for service, inbox in listeners.items():
-        wanted = {subjects[topic.removeprefix("sukverse.")] for topic in listened()}
+        wanted = set(heard.values())
         await until(lambda i=inbox, w=wanted: w <= i.subjects(), f"{service} to hear {wanted}")
 
     admin = AIOKafkaAdminClient(bootstrap_servers=broker.plaintext)

@@ -192,7 +192,9 @@ def test_kafka_acls_allow_exactly_what_each_service_produces_and_consumes(helm: 
     prefix = "t1."
     documents = render(helm, f'{{"global": {{"kafka": {{"topicPrefix": "{prefix}"}}}}}}')
     topics = {t["spec"]["topicName"] for t in kinds(documents, "KafkaTopic").values()}
-    assert topics == {f"{prefix}{topic_of(p)}{s}" for p in producing for s in ("", ".dlq")}
+    assert topics == {f"{prefix}{topic_of(p)}{s}" for p in producing for s in ("", ".dlq")} | {
+        prefix + topic for topic in listened()
+    }
     for service in SERVICES:
         user = kinds(documents, "KafkaUser")[name(service)]
         assert user["spec"]["authentication"]["type"] == "scram-sha-512"
@@ -207,8 +209,10 @@ def test_kafka_acls_allow_exactly_what_each_service_produces_and_consumes(helm: 
         for topic in consumed[service]:
             expected |= {("topic", prefix + topic, op) for op in ("Read", "Describe")}
             expected |= {("topic", f"{prefix}{topic}.dlq", op) for op in ("Write", "Describe")}
-        for topic in listened():
+        for topic, writer in listened().items():
             expected |= {("topic", prefix + topic, op) for op in ("Read", "Describe")}
+            if writer == service:
+                expected.add(("topic", prefix + topic, "Write"))
         if consumed[service]:
             expected.add(("group", prefix + service, "Read"))
         assert granted == expected, service

@@ -14,11 +14,11 @@ certificate: {produces: true, consumes: [auth, quiz, workshop]}
 {{- end -}}
 
 {{/*
-The topics every service reads in no consumer group, each replica all of it: auth's, whose
-token revocations every token verifier applies.
+The topics every service reads in no consumer group, each replica all of it, with the
+service that writes each: auth's token revocations, which every token verifier applies.
 */}}
 {{- define "sukverse.listened" -}}
-[auth]
+auth.revocations: auth
 {{- end -}}
 
 {{- define "sukverse.labels" -}}

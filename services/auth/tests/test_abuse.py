@@ -133,9 +133,13 @@ async def test_two_admins_demoting_each_other_leave_one(client: Any, api: Any) -
         client.put(f"/users/{first_id}/roles", json={"roles": ["student"]}, headers=second_token),
     )
     assert sorted(r.status for r in responses) == [200, 409]
+    # The demoted one's tokens are revoked: read as whoever is still an admin.
+    tokens = [await api.admin_token(), await api.token("second@example.com")]
+    mes = [await (await client.get("/auth/me", headers=api.bearer(t))).json() for t in tokens]
+    [reader] = [api.bearer(t) for t, me in zip(tokens, mes, strict=True) if "admin" in me["roles"]]
     admins = 0
     for user_id in (first_id, second["id"]):
-        user = await (await client.get(f"/users/{user_id}", headers=admin)).json()
+        user = await (await client.get(f"/users/{user_id}", headers=reader)).json()
         admins += "admin" in user["roles"]
     assert admins == 1
 

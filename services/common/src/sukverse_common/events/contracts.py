@@ -87,6 +87,13 @@ class TokensRevoked(EventData):
     event_type = "io.sukverse.auth.user.tokens_revoked.v1"
     aggregate_type = "user"
 
+    @classmethod
+    @functools.cache
+    def topic(cls) -> str:
+        """A topic of its own, which every replica of every service reads whole: the rest
+        of auth's events (registrations carry emails) are none of their business."""
+        return f"{topic_of(cls.service())}.revocations"
+
     user_id: uuid.UUID
     session_id: uuid.UUID | None
     generation: int | None

@@ -181,9 +181,10 @@ class KafkaBus:
             )
             await self._admin.start()
             subscribed = {topic for handlers in self._groups.values() for topic in handlers}
-            subscribed |= {topic for listener in self._listeners for topic in listener.handlers}
+            listened = {topic for listener in self._listeners for topic in listener.handlers}
             declared = subscribed | {self.topic(topic) for topic in self._declared}
-            await self._create_topics(declared | {dead_letter_topic(t) for t in declared})
+            dead_letters = {dead_letter_topic(t) for t in declared}
+            await self._create_topics(declared | dead_letters | listened)  # none dead-letters
             self._producer = await self._start_producer()
         except BaseException:
             await self.stop()
