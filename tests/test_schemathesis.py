@@ -133,6 +133,16 @@ def fuzz(url: Mapping[str, str], env: Mapping[str, str], reports: Path) -> dict[
         )
         document = json.loads(report.read_text())
         assert document["failures"] == [], (service, document["failures"])
+        assert document["errors"] == [], (service, document["errors"])
+        # Every phase ran (the examples phase has no examples to run), and the fuzzer's
+        # logins held: a run refused everywhere would pass on 401s alone.
+        assert {name: phase["status"] for name, phase in document["phases"].items()} == {
+            "examples": "skip",
+            "coverage": "success",
+            "fuzzing": "success",
+            "stateful": "success",
+        }, service
+        assert not document["auth"]["reauth_broke"], service
         totals[service] = {
             "operations": document["operations"]["tested"],
             "test_cases": document["test_cases"]["generated"],
