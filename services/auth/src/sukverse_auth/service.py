@@ -387,9 +387,10 @@ class AuthService:
             current = await store.refresh_token(session, hash_refresh_token(refresh_token))
             if current is None or current.revoked_at is not None or current.expires_at <= now:
                 raise refused
-            await store.lock_sessions(session, current.user_id)
+            # The user's row, locked, serialises a refresh with a logout or a disabling:
+            # without it, a refresh could add a token to a family they did not see yet.
+            user = await store.user_by_id(session, current.user_id, for_update=True)
             if await store.mark_refresh_token_used(session, current.id, now):
-                user = await store.user_by_id(session, current.user_id)
                 if user is None or not user.is_active:
                     raise Unauthorized("the account is disabled")
                 return await self._issue_pair(
@@ -423,7 +424,7 @@ class AuthService:
         caller's) or every session of the user; their access tokens stop working too."""
         now = _now()
         async with self.database.sessions() as session, session.begin():
-            await store.lock_sessions(session, user_id)
+            await store.user_by_id(session, user_id, for_update=True)  # see `refresh`
             if everywhere:
                 await store.revoke_families(session, now, user_id=user_id)
                 await self._revoke_tokens(session, user_id, now, reason="logout")
@@ -608,7 +609,7 @@ class AuthService:
             raise Conflict("you cannot disable your own account; another administrator can")
         now = _now()
         async with self.database.sessions() as session, session.begin():
-            user = await store.user_by_id(session, user_id)
+            user = await store.user_by_id(session, user_id, for_update=True)  # see `refresh`
             if user is None:
                 raise NotFound("no such user")
             await self._may_grant(
@@ -619,7 +620,6 @@ class AuthService:
             )
             if user.is_active == active:
                 return user
-            await store.lock_sessions(session, user.id)
             if not active and "admin" in user.role_names:
                 admins = await store.lock_role_holders(session, "admin")
                 if user.id in admins and len(admins) <= 1:

@@ -111,14 +111,6 @@ async def refresh_token(session: AsyncSession, token_hash: str) -> RefreshToken 
     return await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
 
 
-async def lock_sessions(session: AsyncSession, user_id: uuid.UUID) -> None:
-    """Serialise what changes a user's sessions (a refresh, a logout, disabling) until the
-    transaction ends: the user's row, locked (PostgreSQL; SQLite has one writer at a time).
-    Without it, a refresh racing a logout could add a token to a family the logout did not
-    see yet."""
-    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
-
-
 async def mark_refresh_token_used(session: AsyncSession, token_id: uuid.UUID, at: datetime) -> bool:
     """Claim a refresh token once, while it is neither revoked nor expired; False when
     another request used it or it was revoked meanwhile."""
