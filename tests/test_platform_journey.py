@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import io
 import json
 import time
@@ -23,6 +24,8 @@ from joserfc.errors import BadSignatureError
 from joserfc.jwk import RSAKey
 from prometheus_client.parser import text_string_to_metric_families
 from pypdf import PdfReader
+
+from tests.open_badges import status_bit, violations
 
 # Six processes start one after the other; on a busy shared machine that alone may take a
 # minute, so this test has more time than the default.
@@ -589,6 +592,21 @@ async def test_a_cohort_from_csv_import_to_verified_certificates_across_six_serv
             "narrative": f"Completed at least 100% of the workshop {WORKSHOP_TITLE}; "
             "an average quiz grade of at least 80%; passed the 1 required quiz(zes)."
         }
+        assert violations(credential, by_thumbprint) == []  # Open Badges 3.0, every rule
+        # The holder: her name, and the email she registered with, hashed with a salt.
+        subject = claims["credentialSubject"]
+        assert subject["name"] == "Ada Lovelace"
+        [email] = subject["identifier"]
+        salted = ("ada@example.com" + email["salt"]).encode()
+        assert email["identityHash"] == "sha256$" + hashlib.sha256(salted).hexdigest()
+        status_entry = claims["credentialStatus"]
+
+        async def status() -> int:
+            list_path = status_entry["statusListCredential"].removeprefix(PUBLIC_URL)
+            _, status_list, _ = await public.raw("GET", list_path)
+            return status_bit(status_entry, status_list.decode(), by_thumbprint)
+
+        assert await status() == 0
         head, payload, signature = credential.split(".")
         forged = unb64url(payload).replace(b"Kubernetes", b"Kubernetez", 1)
         assert forged != unb64url(payload)
@@ -607,6 +625,7 @@ async def test_a_cohort_from_csv_import_to_verified_certificates_across_six_serv
         )
         assert (revoked["status"], revoked["revoked_reason"]) == ("revoked", "issued in error")
         assert (await public.call("GET", f"/verify/{code}"))["status"] == "revoked"
+        assert await status() == 1  # the credential she holds now reads as revoked
         await ada_certificates.raw(
             "GET", f"/certificates/{ada_summary['id']}/credential", status=410
         )

@@ -201,6 +201,21 @@ class CertificateApi:
         assert response.status == 201, await response.text()
         return await response.json()
 
+    async def award(self, student: Any, name: str = "Ada Lovelace") -> dict[str, Any]:
+        """A certificate for `student` in a new workshop taught by an instructor."""
+        admin = self.account("admin", "admin")
+        instructor = self.account("outputs-instructor", "instructor")
+        workshop_id = await self.new_workshop()
+        facts = self.facts(workshop_id)
+        await self.publish_and_wait(
+            facts.workshop("Kubernetes Operators", [instructor.id]),
+            facts.registered(student.id, name),
+        )
+        await self.create_template(instructor, workshop_id, min_completion_percent=100)
+        await self.publish_and_wait(facts.completed(student.id))
+        [summary] = await self.certificates(admin, workshop_id=str(workshop_id))
+        return dict(summary)
+
     async def certificates(self, caller: Any, **query: str) -> list[dict[str, Any]]:
         response = await self.client.get("/certificates", params=query, headers=caller.headers)
         assert response.status == 200, await response.text()

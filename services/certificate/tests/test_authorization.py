@@ -63,6 +63,7 @@ async def test_authorization_matrix(api: Any) -> None:
     actual["GET /.well-known/jwks.json"] = await statuses(
         api, callers, "GET", "/.well-known/jwks.json"
     )
+    actual["GET /status-lists/{number}"] = await statuses(api, callers, "GET", "/status-lists/1")
 
     # anonymous, holder, other student, teacher, other instructor, admin
     expected = {
@@ -78,6 +79,7 @@ async def test_authorization_matrix(api: Any) -> None:
         "POST /certificates/{id}/revoke": (401, 403, 403, 403, 404, 200),
         "GET /verify/{code}": (200, 200, 200, 200, 200, 200),
         "GET /.well-known/jwks.json": (200, 200, 200, 200, 200, 200),
+        "GET /status-lists/{number}": (200, 200, 200, 200, 200, 200),
     }
     assert actual == expected
 

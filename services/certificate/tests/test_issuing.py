@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
+
+import pytest
+from sqlalchemy import select
 
 from sukverse_common.events.contracts import EventData
 
@@ -155,3 +159,79 @@ async def test_template_and_facts_at_once_miss_nobody(api: Any) -> None:
     assert sorted(e.data["user_id"] for e in issued) == sorted(map(str, students))
     found = await api.certificates(admin, workshop_id=str(workshop_id))
     assert len(found) == len(students)
+
+
+async def test_an_issuer_that_loses_its_status_index_draws_again(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two issuers draw the same free status index at once: the one whose insert comes
+    second finds it taken when the first commits, and draws again, rather than issue
+    nothing or fail."""
+    from alembic import command
+    from sqlalchemy import insert
+
+    from sukverse_certificate import store
+    from sukverse_certificate.app import MIGRATIONS
+    from sukverse_certificate.issuing import issue_if_met
+    from sukverse_certificate.models import Base, Certificate, Completion, Template
+    from sukverse_common.db import Database, alembic_config, create_engine
+    from sukverse_common.events.outbox import Outbox
+
+    config = alembic_config(settings.effective_database_url, MIGRATIONS)
+    await asyncio.to_thread(command.upgrade, config, "head")
+    database = Database(create_engine(settings.effective_database_url))
+    now = datetime.now(UTC)
+    template = Template(
+        id=uuid.uuid4(),
+        workshop_id=uuid.uuid4(),
+        title="T",
+        body="B",
+        min_completion_percent=100,
+        min_quiz_average=None,
+        required_quiz_ids=[],
+        created_at=now,
+        updated_at=now,
+    )
+    student = uuid.uuid4()
+    async with database.sessions() as session, session.begin():
+        session.add(template)
+        session.add(Completion(workshop_id=template.workshop_id, user_id=student, percent=100))
+    draws = iter([5, 5, 9])  # the other issuer's, then this one's two
+    monkeypatch.setattr(store.secrets, "randbelow", lambda _: next(draws))
+    try:
+        async with database.sessions() as other, other.begin():
+            index = await store.free_status_index(other)
+            await other.execute(
+                insert(Certificate).values(
+                    id=uuid.uuid4(),
+                    template_id=template.id,
+                    workshop_id=uuid.uuid4(),
+                    user_id=uuid.uuid4(),
+                    verification_code="other",
+                    title="T",
+                    body="B",
+                    issued_at=now,
+                    status_index=index,
+                    identity_salt="0" * 32,
+                )
+            )
+
+            async def issue() -> bool:
+                async with database.sessions() as session, session.begin():
+                    outbox = Outbox(Base.metadata.tables["outbox"])
+                    return await issue_if_met(
+                        session, outbox, template=template, user_id=student, now=now
+                    )
+
+            issuing = asyncio.create_task(issue())
+            await asyncio.sleep(0.5)  # the issuer drew 5 and waits on the other's insert
+        assert await issuing
+        async with database.sessions() as session:
+            indexes = {
+                c.user_id: c.status_index
+                for c in (await session.scalars(select(Certificate))).all()
+            }
+        assert indexes[student] == 9
+        assert sorted(indexes.values()) == [5, 9]
+    finally:
+        await database.engine.dispose()

@@ -31,8 +31,15 @@ ROUTES = {
     ("/.well-known/jwks.json", "get"): "200",
     ("/issuer", "get"): "200",
     ("/keys/{kid}", "get"): "200",
+    ("/status-lists/{number}", "get"): "200",
 }
-PUBLIC = {"/verify/{code}", "/.well-known/jwks.json", "/issuer", "/keys/{kid}"}
+PUBLIC = {
+    "/verify/{code}",
+    "/.well-known/jwks.json",
+    "/issuer",
+    "/keys/{kid}",
+    "/status-lists/{number}",
+}
 
 
 async def test_health_and_readiness(api: Any) -> None:
@@ -71,6 +78,80 @@ async def test_migrations_match_the_models(settings: CertificateSettings) -> Non
     config = alembic_config(settings.effective_database_url, MIGRATIONS)
     await asyncio.to_thread(command.upgrade, config, "head")
     await asyncio.to_thread(command.check, config)
+
+
+async def test_the_status_migration_gives_issued_certificates_positions_and_salts(
+    settings: CertificateSettings,
+) -> None:
+    """Certificates issued before credentials carried a status get distinct random
+    positions in the first status list and salts of their own; their holders' emails are
+    unknown until registered again."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import column, insert, select, table
+
+    from sukverse_certificate.badges import STATUS_LIST_SIZE
+    from sukverse_certificate.models import Certificate, Person, Template
+    from sukverse_common.db import create_engine
+
+    config = alembic_config(settings.effective_database_url, MIGRATIONS)
+    await asyncio.to_thread(command.upgrade, config, "c1857985d302")
+    engine = create_engine(settings.effective_database_url)
+    at, template_id = datetime(2026, 11, 1, tzinfo=UTC), uuid.uuid4()
+    old = (  # the columns of that revision only
+        "id", "template_id", "workshop_id", "user_id", "verification_code", "title", "body",
+        "issued_at",
+    )  # fmt: skip
+    certificates = table("certificates", *(column(n, Certificate.__table__.c[n].type) for n in old))
+    people = table(
+        "people", *(column(n, Person.__table__.c[n].type) for n in ("user_id", "full_name"))
+    )
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(Template).values(
+                    id=template_id,
+                    workshop_id=uuid.uuid4(),
+                    title="T",
+                    body="B",
+                    min_completion_percent=100,
+                    required_quiz_ids=[],
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+            user_ids = [uuid.uuid4() for _ in range(40)]
+            await conn.execute(insert(people), [{"user_id": u, "full_name": "P"} for u in user_ids])
+            await conn.execute(
+                insert(certificates),
+                [
+                    {
+                        "id": uuid.uuid4(),
+                        "template_id": template_id,
+                        "workshop_id": uuid.uuid4(),
+                        "user_id": user_id,
+                        "verification_code": f"code-{user_id}",
+                        "title": "T",
+                        "body": "B",
+                        "issued_at": at,
+                    }
+                    for user_id in user_ids
+                ],
+            )
+        await asyncio.to_thread(command.upgrade, config, "head")
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(select(Certificate.status_index, Certificate.identity_salt))
+            ).all()
+            emails = (await conn.execute(select(Person.email))).scalars().all()
+        indexes, salts = [r.status_index for r in rows], [r.identity_salt for r in rows]
+        assert len(set(indexes)) == len(indexes) == 40
+        assert all(0 <= index < STATUS_LIST_SIZE for index in indexes)
+        assert indexes != sorted(indexes)  # random, not in issue order
+        assert len(set(salts)) == 40 and all(len(salt) == 32 for salt in salts)
+        assert emails == [None] * 40
+    finally:
+        await engine.dispose()
 
 
 async def test_the_signing_key_is_private_and_kept(api: Any, settings: CertificateSettings) -> None:

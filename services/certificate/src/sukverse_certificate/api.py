@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from sukverse_certificate.badges import STATUS_LIST_TTL
 from sukverse_certificate.keys import CERTIFICATES
 from sukverse_certificate.schemas import (
     CertificateOut,
@@ -17,6 +18,7 @@ from sukverse_certificate.schemas import (
     VerificationOut,
 )
 from sukverse_common.api import JSON, Page, Routes, link, path_uuid, principal
+from sukverse_common.errors import NotFound
 
 routes = Routes("certificate")
 
@@ -153,6 +155,23 @@ async def verify(request: web.Request) -> VerificationOut:
     """Public: whether a verification code names a valid or revoked certificate, with the
     holder's name, the workshop and the date, and nothing else."""
     return await request.app[CERTIFICATES].verify(request.match_info["code"])
+
+
+@routes.get("/status-lists/{number}", public=True, errors=(404,))
+async def status_list(request: web.Request) -> web.Response:
+    """Public: a revocation status list as a signed W3C BitstringStatusListCredential
+    (VC-JWT), the `statusListCredential` of the credentials whose bits it holds; cacheable
+    for its `ttl`."""
+    number = request.match_info["number"]
+    if not number.isascii() or not number.isdigit() or len(number) > 9:
+        raise NotFound("no such status list")
+    token = await request.app[CERTIFICATES].status_list(int(number))
+    max_age = int(STATUS_LIST_TTL.total_seconds())
+    return web.Response(
+        text=token,
+        content_type=COMPACT_JWS,
+        headers={"Cache-Control": f"public, max-age={max_age}"},
+    )
 
 
 @routes.get("/.well-known/jwks.json", public=True)

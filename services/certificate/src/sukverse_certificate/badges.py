@@ -1,13 +1,18 @@
-"""Open Badges 3.0: the service's RS256 signing key and OpenBadgeCredentials signed as
-VC-JWT (Open Badges 3.0 §8.2)."""
+"""Open Badges 3.0: the service's RS256 signing key, OpenBadgeCredentials signed as VC-JWT
+(Open Badges 3.0 §8.2), and the W3C Bitstring Status Lists that publish their revocation."""
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
 import json
 import os
+import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +27,16 @@ CONTEXT = [
     "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json",
 ]
 KEY_FILE_NAME = "certificate-signing-keys.json"
+# Entries in one status list: the specification's minimum, 16 KiB uncompressed.
+STATUS_LIST_SIZE = 131_072
+# A list takes new credentials until half its positions are used, so that a random free
+# position is found in two tries on average and a position says little of its neighbours.
+STATUS_LIST_FILL = STATUS_LIST_SIZE // 2
+# How long a verifier may cache a status list before it fetches it again (its `ttl` and
+# the response's Cache-Control), and how long a copy of one stays valid (`validUntil`):
+# a holder who shows a stale copy of a list shows one at most a day old.
+STATUS_LIST_TTL = timedelta(minutes=5)
+STATUS_LIST_VALIDITY = timedelta(days=1)
 
 
 class BadgeKeys:
@@ -90,50 +105,151 @@ class Award:
     achievement_description: str
     criteria_narrative: str
     recipient_name: str | None
+    recipient_email: str | None
+    identity_salt: str
+    status_index: int
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """Who signs: the issuer profile's id and name, and the base URL of this service."""
+
+    id: str
+    name: str
+    base_url: str
+
+    def profile(self) -> dict[str, Any]:
+        return {"id": self.id, "type": ["Profile"], "name": self.name}
 
 
 def _timestamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def credential(award: Award, *, issuer_id: str, issuer_name: str, base_url: str) -> dict[str, Any]:
-    """The OpenBadgeCredential (a W3C Verifiable Credential 2.0) of an award."""
+def new_identity_salt() -> str:
+    """A credential's own salt for its hashed identifiers: 128 random bits in hex."""
+    return secrets.token_hex(16)
+
+
+def identity_hash(identity: str, salt: str) -> str:
+    """An Open Badges IdentityHash: `sha256$` and the hex SHA-256 of the identity with the
+    salt appended, both UTF-8."""
+    return "sha256$" + hashlib.sha256((identity + salt).encode()).hexdigest()
+
+
+def status_list_url(base_url: str, number: int) -> str:
+    return f"{base_url}/status-lists/{number}"
+
+
+def status_position(status_index: int) -> tuple[int, int]:
+    """A certificate's status index as (the number of its list, from 1; its position)."""
+    number, position = divmod(status_index, STATUS_LIST_SIZE)
+    return number + 1, position
+
+
+def credential(award: Award, issuer: Issuer) -> dict[str, Any]:
+    """The OpenBadgeCredential (a W3C Verifiable Credential 2.0) of an award. The subject
+    carries the holder's name and, when known, their email as a salted IdentityHash (a
+    verifier who knows the address hashes it with the salt and compares); its
+    `credentialStatus` points at the revocation status list that holds its bit."""
     subject: dict[str, Any] = {
         "id": f"urn:uuid:{award.user_id}",
         "type": ["AchievementSubject"],
-        "achievement": {
-            "id": f"{base_url}/achievements/{award.template_id}",
-            "type": ["Achievement"],
-            "name": award.achievement_name,
-            "description": award.achievement_description,
-            "criteria": {"narrative": award.criteria_narrative},
-        },
     }
+    if award.recipient_name is not None:
+        subject["name"] = award.recipient_name
+    if award.recipient_email is not None:
+        subject["identifier"] = [
+            {
+                "type": "IdentityObject",
+                "identityHash": identity_hash(award.recipient_email, award.identity_salt),
+                "identityType": "emailAddress",
+                "hashed": True,
+                "salt": award.identity_salt,
+            }
+        ]
+    subject["achievement"] = {
+        "id": f"{issuer.base_url}/achievements/{award.template_id}",
+        "type": ["Achievement"],
+        "name": award.achievement_name,
+        "description": award.achievement_description,
+        "criteria": {"narrative": award.criteria_narrative},
+    }
+    number, position = status_position(award.status_index)
+    status_list = status_list_url(issuer.base_url, number)
     return {
         "@context": CONTEXT,
         "id": f"urn:uuid:{award.certificate_id}",
         "type": ["VerifiableCredential", "OpenBadgeCredential"],
         "name": award.achievement_name,
-        "issuer": {"id": issuer_id, "type": ["Profile"], "name": issuer_name},
+        "issuer": issuer.profile(),
         "validFrom": _timestamp(award.issued_at),
         "credentialSubject": subject,
+        "credentialStatus": {
+            "id": f"{status_list}#{position}",
+            "type": "BitstringStatusListEntry",
+            "statusPurpose": "revocation",
+            "statusListIndex": str(position),
+            "statusListCredential": status_list,
+        },
     }
 
 
-def sign(
-    document: dict[str, Any], keys: BadgeKeys, *, valid_from: datetime, key_base_url: str
-) -> str:
-    """The credential as a Compact JWS (Open Badges 3.0 §8.2): the header has only `alg`,
+def encode_bitstring(positions: Iterable[int], size: int = STATUS_LIST_SIZE) -> str:
+    """A status list's `encodedList`: the bitstring with position 0 at the left-most bit
+    of its first byte, GZIP-compressed, base64url without padding, multibase prefix `u`."""
+    bits = bytearray(size // 8)
+    for position in positions:
+        bits[position // 8] |= 0x80 >> (position % 8)
+    # mtime 0: the same list compresses to the same bytes.
+    compressed = gzip.compress(bytes(bits), mtime=0)
+    return "u" + base64.urlsafe_b64encode(compressed).rstrip(b"=").decode()
+
+
+def status_list_credential(
+    number: int, revoked: Iterable[int], issuer: Issuer, *, now: datetime
+) -> dict[str, Any]:
+    """The BitstringStatusListCredential of revocations for list `number`: a bit set for
+    each revoked position. Valid from now for STATUS_LIST_VALIDITY; `ttl` (milliseconds)
+    tells verifiers when to fetch it again."""
+    url = status_list_url(issuer.base_url, number)
+    now = now.replace(microsecond=0)
+    return {
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "id": url,
+        "type": ["VerifiableCredential", "BitstringStatusListCredential"],
+        "issuer": issuer.profile(),
+        "validFrom": _timestamp(now),
+        "validUntil": _timestamp(now + STATUS_LIST_VALIDITY),
+        "credentialSubject": {
+            "id": f"{url}#list",
+            "type": "BitstringStatusList",
+            "statusPurpose": "revocation",
+            "encodedList": encode_bitstring(revoked),
+            "ttl": int(STATUS_LIST_TTL.total_seconds() * 1000),
+        },
+    }
+
+
+def _numeric_date(timestamp: str) -> int:
+    return int(datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S%z").timestamp())
+
+
+def sign(document: dict[str, Any], keys: BadgeKeys, *, key_base_url: str) -> str:
+    """A credential as a Compact JWS (Open Badges 3.0 §8.2): the header has only `alg`,
     `kid` (a URI that dereferences to the public JWK) and `typ`; the payload is the
-    credential itself with `iss`, `jti`, `sub` and `nbf` mirroring its issuer, id, subject
-    and validFrom, plus a `vc` copy for verifiers of the earlier VC-JWT encoding."""
+    credential itself with `iss`, `jti`, `sub`, `nbf` (and `exp` when it has a
+    validUntil) mirroring its issuer, id, subject, validFrom (and validUntil), plus a `vc`
+    copy for verifiers of the earlier VC-JWT encoding."""
     claims: dict[str, Any] = {
         **document,
         "iss": document["issuer"]["id"],
         "jti": document["id"],
         "sub": document["credentialSubject"]["id"],
-        "nbf": int(valid_from.timestamp()),
+        "nbf": _numeric_date(document["validFrom"]),
         "vc": document,
     }
+    if "validUntil" in document:
+        claims["exp"] = _numeric_date(document["validUntil"])
     header = {"alg": ALGORITHM, "kid": f"{key_base_url}/{keys.active.kid}", "typ": "JWT"}
     return jwt.encode(header, claims, keys.active, algorithms=[ALGORITHM])

@@ -125,6 +125,6 @@ async def workshop_updated(ctx: EventContext, data: WorkshopUpdated) -> None:
 async def user_registered(ctx: EventContext, data: UserRegistered) -> None:
     person = await ctx.session.get(Person, data.user_id)
     if person is None:
-        ctx.session.add(Person(user_id=data.user_id, full_name=data.full_name[:200]))
-    else:
-        person.full_name = data.full_name[:200]
+        person = Person(user_id=data.user_id)
+        ctx.session.add(person)
+    person.full_name, person.email = data.full_name[:200], data.email[:320]

@@ -10,12 +10,17 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sukverse_certificate import store
+from sukverse_certificate.badges import new_identity_salt
 from sukverse_certificate.domain import Criteria, meets
 from sukverse_certificate.models import Template
 from sukverse_common.events.contracts import CertificateIssued
 from sukverse_common.events.outbox import Outbox
 
 log = structlog.get_logger(__name__)
+
+# A draw finds a free index with odds of at least one half; losing it to another issuer in
+# the same instant is rarer still.
+MAX_STATUS_DRAWS = 20
 
 
 def criteria_of(template: Template) -> Criteria:
@@ -46,21 +51,26 @@ async def issue_if_met(
     if not meets(criteria_of(template), await store.facts(session, template.workshop_id, user_id)):
         return False
     certificate_id, code = uuid.uuid4(), new_verification_code()
-    inserted = await store.insert_certificate(
-        session,
-        {
-            "id": certificate_id,
-            "template_id": template.id,
-            "workshop_id": template.workshop_id,
-            "user_id": user_id,
-            "verification_code": code,
-            "title": template.title,
-            "body": template.body,
-            "issued_at": now,
-        },
-    )
-    if not inserted:
-        return False
+    values = {
+        "id": certificate_id,
+        "template_id": template.id,
+        "workshop_id": template.workshop_id,
+        "user_id": user_id,
+        "verification_code": code,
+        "title": template.title,
+        "body": template.body,
+        "issued_at": now,
+        "identity_salt": new_identity_salt(),
+    }
+    for _ in range(MAX_STATUS_DRAWS):
+        values["status_index"] = await store.free_status_index(session)
+        if await store.insert_certificate(session, values):
+            break
+        if await store.has_certificate(session, template.workshop_id, user_id):
+            return False  # a concurrent issuer got there first
+        # A concurrent issuer took the status index drawn: draw again.
+    else:
+        raise RuntimeError("no free status index after repeated draws")
     await outbox.add(
         session,
         CertificateIssued(

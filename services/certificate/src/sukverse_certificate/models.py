@@ -6,7 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sukverse_common.db import UtcDateTime, service_metadata
@@ -48,7 +58,9 @@ class Template(Base):
 
 
 class Certificate(Base):
-    """One student's certificate for one workshop: issued at most once, maybe revoked."""
+    """One student's certificate for one workshop: issued at most once, maybe revoked.
+    `status_index` is its bit in the revocation status lists (list `index // 131072 + 1`,
+    position `index % 131072`); `identity_salt` salts the hashed email of its credential."""
 
     __tablename__ = "certificates"
     __table_args__ = (UniqueConstraint("workshop_id", "user_id"),)
@@ -64,6 +76,8 @@ class Certificate(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_reason: Mapped[str | None] = mapped_column(String(500))
     revoked_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    status_index: Mapped[int] = mapped_column(Integer, unique=True)
+    identity_salt: Mapped[str] = mapped_column(String(32))
 
 
 class Workshop(Base):
@@ -88,12 +102,15 @@ class WorkshopInstructor(Base):
 
 
 class Person(Base):
-    """A user's name as the auth service registered it, printed on certificates."""
+    """A user's name and email as the auth service registered them: the name is printed on
+    certificates, both go into credentials (the email only hashed)."""
 
     __tablename__ = "people"
 
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     full_name: Mapped[str] = mapped_column(String(200))
+    # Unknown for people registered before emails were kept.
+    email: Mapped[str | None] = mapped_column(String(320))
 
 
 class Completion(Base):

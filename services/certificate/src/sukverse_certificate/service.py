@@ -11,7 +11,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sukverse_certificate import store
-from sukverse_certificate.badges import Award, BadgeKeys, credential, sign
+from sukverse_certificate.badges import (
+    CONTEXT,
+    Award,
+    BadgeKeys,
+    Issuer,
+    credential,
+    sign,
+    status_list_credential,
+)
 from sukverse_certificate.domain import narrative, render
 from sukverse_certificate.issuing import criteria_of, evaluate_everyone
 from sukverse_certificate.models import EXTERNAL_KEY_INDEX, Certificate, Template
@@ -116,6 +124,9 @@ class CertificateService:
         self.workshops = workshops
         self.clock = clock
         self.base_url = settings.public_base_url.rstrip("/")
+        self.issuer = Issuer(
+            id=f"{self.base_url}/issuer", name=settings.issuer_name, base_url=self.base_url
+        )
 
     # -- templates -----------------------------------------------------------------------
 
@@ -396,6 +407,7 @@ class CertificateService:
             certificate = await self._visible(session, caller, certificate_id)
             full = await self._full(session, certificate)
             template = await session.get(Template, certificate.template_id)
+            email = await store.email_of(session, certificate.user_id)
         if full.status == "revoked":
             raise Gone("a revoked certificate has no credential")
         assert template is not None  # a certificate's template is never deleted
@@ -408,14 +420,21 @@ class CertificateService:
             achievement_description=f"Completion of the workshop {full.workshop}",
             criteria_narrative=narrative(criteria_of(template), workshop=full.workshop),
             recipient_name=full.name,
+            recipient_email=email,
+            identity_salt=certificate.identity_salt,
+            status_index=certificate.status_index,
         )
-        document = credential(
-            award,
-            issuer_id=self.issuer_id,
-            issuer_name=self.settings.issuer_name,
-            base_url=self.base_url,
-        )
-        return sign(document, self.keys, valid_from=full.issued_at, key_base_url=self.key_base_url)
+        return sign(credential(award, self.issuer), self.keys, key_base_url=self.key_base_url)
+
+    async def status_list(self, number: int) -> str:
+        """Public: revocation status list `number` (from 1) as a signed
+        BitstringStatusListCredential (VC-JWT)."""
+        async with self.database.sessions() as session:
+            if not 1 <= number <= await store.status_lists(session):
+                raise NotFound("no such status list")
+            revoked = await store.revoked_positions(session, number)
+        document = status_list_credential(number, revoked, self.issuer, now=self.clock())
+        return sign(document, self.keys, key_base_url=self.key_base_url)
 
     @property
     def key_base_url(self) -> str:
@@ -430,17 +449,5 @@ class CertificateService:
             raise NotFound("no such key")
         return key
 
-    @property
-    def issuer_id(self) -> str:
-        return f"{self.base_url}/issuer"
-
     def issuer_profile(self) -> dict[str, object]:
-        return {
-            "@context": [
-                "https://www.w3.org/ns/credentials/v2",
-                "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json",
-            ],
-            "id": self.issuer_id,
-            "type": ["Profile"],
-            "name": self.settings.issuer_name,
-        }
+        return {"@context": CONTEXT, **self.issuer.profile()}

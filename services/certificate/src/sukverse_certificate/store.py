@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -11,6 +12,7 @@ from sqlalchemy import ColumnElement, delete, false, func, insert, or_, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sukverse_certificate.badges import STATUS_LIST_FILL, STATUS_LIST_SIZE
 from sukverse_certificate.domain import Facts
 from sukverse_certificate.models import (
     Certificate,
@@ -124,12 +126,47 @@ async def has_certificate(
 
 
 async def insert_certificate(session: AsyncSession, values: dict[str, Any]) -> bool:
-    """Insert a certificate unless the student already has one for the workshop; whether it
-    was inserted (the unique constraint decides, so concurrent issuers cannot both win)."""
+    """Insert a certificate unless one of its unique keys is taken; whether it was
+    inserted. The constraints decide, so concurrent issuers cannot both win: the student's
+    one certificate for the workshop, or a status index both drew."""
     dialect = session.get_bind().dialect.name
     upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     result = await session.execute(upsert(Certificate).values(**values).on_conflict_do_nothing())
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def free_status_index(session: AsyncSession) -> int:
+    """A random unused status index in the list now filling: list k takes certificates
+    k * STATUS_LIST_FILL up to the next, so no list is more than half used."""
+    issued = await session.scalar(select(func.count()).select_from(Certificate)) or 0
+    first = (issued // STATUS_LIST_FILL) * STATUS_LIST_SIZE
+    while True:
+        candidate = first + secrets.randbelow(STATUS_LIST_SIZE)
+        taken = await session.scalar(
+            select(Certificate.id).where(Certificate.status_index == candidate)
+        )
+        if taken is None:
+            return candidate
+
+
+async def status_lists(session: AsyncSession) -> int:
+    """How many status lists there are: at least one, and one more for every
+    STATUS_LIST_SIZE indexes."""
+    highest = await session.scalar(select(func.max(Certificate.status_index)))
+    return 1 if highest is None else highest // STATUS_LIST_SIZE + 1
+
+
+async def revoked_positions(session: AsyncSession, number: int) -> list[int]:
+    """The positions of the revoked certificates in status list `number` (from 1)."""
+    first = (number - 1) * STATUS_LIST_SIZE
+    indexes = await session.scalars(
+        select(Certificate.status_index).where(
+            Certificate.revoked_at.is_not(None),
+            Certificate.status_index >= first,
+            Certificate.status_index < first + STATUS_LIST_SIZE,
+        )
+    )
+    return [index - first for index in indexes]
 
 
 async def facts(session: AsyncSession, workshop_id: uuid.UUID, user_id: uuid.UUID) -> Facts:
@@ -164,6 +201,11 @@ async def students_with_facts(session: AsyncSession, workshop_id: uuid.UUID) -> 
 async def name_of(session: AsyncSession, user_id: uuid.UUID) -> str | None:
     person = await session.get(Person, user_id)
     return person.full_name if person else None
+
+
+async def email_of(session: AsyncSession, user_id: uuid.UUID) -> str | None:
+    person = await session.get(Person, user_id)
+    return person.email if person else None
 
 
 async def workshop_title(session: AsyncSession, workshop_id: uuid.UUID) -> str | None:
