@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import DateTime, text
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sukverse_common.db import Database, UtcDateTime, after_commit, create_engine
+from sukverse_common.db import Database, UtcDateTime, after_commit, create_engine, unavailable
 
 DIALECT = sqlite.dialect()
 
@@ -82,3 +83,34 @@ async def test_after_commit_refuses_a_session_that_would_never_run_it(database: 
     async with AsyncSession(database.engine) as session:
         with pytest.raises(TypeError, match=r"Database\.sessions"):
             after_commit(session, lambda: None)
+
+
+class _DriverError(Exception):
+    def __init__(self, sqlstate: str | None) -> None:
+        super().__init__(f"SQLSTATE {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        # PostgreSQL shutting down, not yet accepting connections, or gone away.
+        (DBAPIError("SELECT 1", {}, _DriverError("57P03")), True),
+        (DBAPIError("SELECT 1", {}, _DriverError("57P01")), True),
+        (DBAPIError("SELECT 1", {}, _DriverError("08006")), True),
+        (DBAPIError("SELECT 1", {}, _DriverError("53300")), True),  # too many connections
+        (DBAPIError("SELECT 1", {}, _DriverError("40P01")), True),  # deadlock
+        (DBAPIError("SELECT 1", {}, _DriverError("25006")), True),  # read-only after failover
+        (DBAPIError("SELECT 1", {}, _DriverError(None), connection_invalidated=True), True),
+        (OperationalError("SELECT 1", {}, _DriverError(None)), True),
+        (ConnectionRefusedError(), True),
+        (TimeoutError(), True),
+        # The statement or the data is wrong: asking again changes nothing.
+        (DBAPIError("SELECT 1", {}, _DriverError("23505")), False),  # unique violation
+        (DBAPIError("SELECT 1", {}, _DriverError("42P01")), False),  # no such table
+        (DBAPIError("SELECT 1", {}, _DriverError(None)), False),
+        (ValueError("bad"), False),
+    ],
+)
+def test_what_says_the_database_cannot_serve_now(error: BaseException, expected: bool) -> None:
+    assert unavailable(error) is expected

@@ -18,7 +18,6 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from sukverse_common import db, logs, tracing
 from sukverse_common.api import Routes, is_public, mark_public
@@ -64,7 +63,6 @@ def _new_request_id() -> str:
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 UNTRACED_ROUTES = frozenset(tracing.UNTRACED_PATHS.split(","))
-UNAVAILABLE = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
 
 def _route_template(request: web.Request) -> str:
@@ -142,7 +140,7 @@ def _problem_for(exc: Exception, request: web.Request) -> web.StreamResponse:
             return exc  # a redirect is a response
         max_body = request.app[SETTINGS].max_body_bytes
         return render_http_exception(exc, request, max_body_bytes=max_body)
-    if isinstance(exc, UNAVAILABLE) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+    if db.unavailable(exc):
         log.warning("dependency unavailable", error=type(exc).__name__)
         return render_problem(ServiceUnavailable("a dependency is unavailable; retry"), request)
     log.error("unhandled error", exc_info=exc)

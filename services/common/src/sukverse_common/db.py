@@ -33,7 +33,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
 )
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -399,6 +399,31 @@ def _measured_pool(metrics: Metrics) -> type[AsyncAdaptedQueuePool]:
                 wait.observe(time.perf_counter() - started)
 
     return MeasuredPool
+
+
+# What says the database cannot serve now, rather than that a statement is wrong: the
+# connection failing (the driver's or the network's error), or a PostgreSQL SQLSTATE of
+# the classes connection exception (08), insufficient resources (53), operator
+# intervention (57: shutting down, cannot connect now, canceled) and system error (58),
+# a serialization failure or deadlock (40001, 40P01), or a primary a failover made
+# read-only (25006). Asked again later, it may well succeed.
+_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+_UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
+_UNAVAILABLE_SQLSTATES = frozenset({"40001", "40P01", "25006"})
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot serve now (a request answers 503, an event
+    is retried) rather than that the work itself failed."""
+    if isinstance(exc, _UNAVAILABLE_ERRORS):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        state = getattr(exc.orig, "sqlstate", None)
+        if isinstance(state, str):
+            return state[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or state in _UNAVAILABLE_SQLSTATES
+    return False
 
 
 def create_engine(url: str, *, pool_size: int = 10, metrics: Metrics | None = None) -> AsyncEngine:

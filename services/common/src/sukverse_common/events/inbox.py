@@ -13,11 +13,10 @@ from typing import Any, NamedTuple, TypeVar
 import structlog
 from pydantic import ValidationError
 from sqlalchemy import Table, select
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sukverse_common import tracing
-from sukverse_common.db import BulkInsert, Database
+from sukverse_common.db import BulkInsert, Database, unavailable
 from sukverse_common.events.bus import Bus, Message, dead_letter_topic
 from sukverse_common.events.contracts import EventData, topic_of
 from sukverse_common.events.envelope import CloudEvent
@@ -46,16 +45,6 @@ class _Work(NamedTuple):
     event: CloudEvent
     data: EventData
     handler: EventHandler
-
-
-TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Infrastructure trouble: retry until it passes rather than dead-letter the event."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, TRANSIENT)
 
 
 class EventConsumer:
@@ -174,7 +163,8 @@ class InboxDispatcher:
                 [outcome] = await self._apply([item])
             except Exception as exc:
                 self.metrics.handler_errors.labels(self.metrics.service, self.consumer.name).inc()
-                transient = is_transient(exc)
+                # Infrastructure trouble: retried until it passes, never dead-lettered.
+                transient = unavailable(exc)
                 log.warning(
                     "event handler failed",
                     consumer=self.consumer.name,
