@@ -19,7 +19,7 @@ from sukverse_auth.tokens import SigningKeys, TokenIssuer
 from sukverse_common.app import CleanupContext, create_service_app
 from sukverse_common.errors import ValidationFailed
 from sukverse_common.events.bus import Bus
-from sukverse_common.keys import DATABASE, OUTBOX
+from sukverse_common.keys import DATABASE, OUTBOX, VERIFIER
 from sukverse_common.security import TokenVerifier
 
 MIGRATIONS = "sukverse_auth:migrations"
@@ -82,6 +82,7 @@ def _auth_ctx(settings: AuthSettings) -> CleanupContext:
                 audience=settings.token_audience,
                 ttl_seconds=settings.access_token_ttl_seconds,
             ),
+            revocations=app[VERIFIER].revocations,
         )
         app[AUTH] = service
         try:

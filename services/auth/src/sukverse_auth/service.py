@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
 import time
@@ -37,7 +38,7 @@ from sukverse_auth.tokens import (
     password_fingerprint,
     unusable_password_hash,
 )
-from sukverse_common.db import Database
+from sukverse_common.db import Database, after_commit
 from sukverse_common.emails import normalise_email
 from sukverse_common.errors import (
     BadRequest,
@@ -55,7 +56,7 @@ from sukverse_common.events.contracts import (
     UserStatusChanged,
 )
 from sukverse_common.events.outbox import Outbox
-from sukverse_common.security import MACHINE_SUBJECT_PREFIX
+from sukverse_common.security import MACHINE_SUBJECT_PREFIX, Revocations
 
 log = structlog.get_logger(__name__)
 
@@ -82,8 +83,10 @@ class AuthService:
         outbox: Outbox,
         hasher: Hasher,
         issuer: TokenIssuer,
+        revocations: Revocations | None = None,
     ) -> None:
         self.settings = settings
+        self.revocations = revocations
         self.database = database
         self.outbox = outbox
         self.hasher = hasher
@@ -447,17 +450,10 @@ class AuthService:
         """Revoke a login's refresh tokens, and tell every service to refuse its access
         tokens."""
         await store.revoke_families(session, now, family_id=family_id)
-        await self.outbox.add(
-            session,
-            TokensRevoked(
-                user_id=user_id,
-                session_id=family_id,
-                generation=None,
-                reason=reason,
-                revoked_at=now,
-            ),
-            subject=str(user_id),
+        revoked = TokensRevoked(
+            user_id=user_id, session_id=family_id, generation=None, reason=reason, revoked_at=now
         )
+        await self._announce(session, revoked)
 
     async def _revoke_tokens(
         self,
@@ -470,17 +466,17 @@ class AuthService:
         """Revoke every access token the user holds: its tokens' generation moves on, and
         every service is told to refuse those of an earlier one."""
         generation = await store.next_token_generation(session, user_id)
-        await self.outbox.add(
-            session,
-            TokensRevoked(
-                user_id=user_id,
-                session_id=None,
-                generation=generation,
-                reason=reason,
-                revoked_at=now,
-            ),
-            subject=str(user_id),
+        revoked = TokensRevoked(
+            user_id=user_id, session_id=None, generation=generation, reason=reason, revoked_at=now
         )
+        await self._announce(session, revoked)
+
+    async def _announce(self, session: AsyncSession, revoked: TokensRevoked) -> None:
+        """Tell every service of a revocation, and this one as soon as it commits: a client
+        that logs out and calls auth again is refused at once, not after the event's trip."""
+        await self.outbox.add(session, revoked, subject=str(revoked.user_id))
+        if self.revocations is not None:
+            after_commit(session, functools.partial(self.revocations.apply, revoked))
 
     async def client_credentials(
         self, *, client_id: str, client_secret: str, scope: str | None

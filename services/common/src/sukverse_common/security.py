@@ -125,12 +125,16 @@ class Revocations:
             except ValidationError as exc:
                 log.error("unreadable token revocation", event_id=event.id, error=str(exc))
                 continue
-            at = revoked.revoked_at.timestamp()
-            if revoked.session_id is not None:
-                self.revoke_session(str(revoked.session_id), at)
-            if revoked.generation is not None:
-                self.revoke_user(str(revoked.user_id), revoked.generation, at)
+            self.apply(revoked)
         self._sweep()
+
+    def apply(self, revoked: TokensRevoked) -> None:
+        """Apply one revocation: from the event, or in auth as soon as it commits one."""
+        at = revoked.revoked_at.timestamp()
+        if revoked.session_id is not None:
+            self.revoke_session(str(revoked.session_id), at)
+        if revoked.generation is not None:
+            self.revoke_user(str(revoked.user_id), revoked.generation, at)
 
     def _sweep(self) -> None:
         """Forget what no token alive can be covered by any more, once a minute."""
