@@ -53,8 +53,9 @@ infra: ## install the real servers the tests run against (see hack/README.md)
 test: lint infra ## lint, install the real servers, then run every test tier
 	$(RUN) pytest
 
-bench: sync ## run the benchmarks and rewrite benchmarks/RESULTS.md
+bench: sync ## run the benchmarks and rewrite benchmarks/RESULTS.md and docs/reliability.md
 	$(RUN) python -m benchmarks
+	$(RUN) python -m benchmarks.reliability
 
 kind-up: ## the platform on a local kind cluster (needs Docker, kind, kubectl, helm; see README)
 	bash hack/kind-up.sh up

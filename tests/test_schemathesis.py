@@ -105,8 +105,12 @@ def prepare(url: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def fuzz(url: Mapping[str, str], env: Mapping[str, str], reports: Path) -> dict[str, Any]:
-    """Run Schemathesis against every service; each one's totals."""
+def fuzz(
+    tier: str, url: Mapping[str, str], env: Mapping[str, str], reports: Path
+) -> dict[str, Any]:
+    """Run Schemathesis against every service; each one's totals, also written to
+    $SUKVERSE_CONTRACT_TOTALS/<tier>.json when that names a directory (the reliability
+    report reads them there)."""
     totals = {}
     for service in SERVICES:
         report = reports / f"{service}.json"
@@ -150,6 +154,8 @@ def fuzz(url: Mapping[str, str], env: Mapping[str, str], reports: Path) -> dict[
         }
         assert totals[service]["operations"] == document["operations"]["total"], service
     print(json.dumps(totals, indent=2))
+    if keep := os.environ.get("SUKVERSE_CONTRACT_TOTALS"):
+        (Path(keep) / f"{tier}.json").write_text(json.dumps(totals, indent=2))
     return totals
 
 
@@ -159,7 +165,7 @@ def test_every_contract_holds_under_fuzzing_on_the_embedded_platform(
     platform.env = LIMITS
     platform.start()
     url = {name: platform.service_url(name) for name in SERVICES}
-    fuzz(url, prepare(url), tmp_path)
+    fuzz("embedded", url, prepare(url), tmp_path)
 
 
 @pytest.mark.real
@@ -196,4 +202,4 @@ async def test_every_contract_holds_under_fuzzing_on_the_real_tier(
         }.get(name, {})
         settings = {**cluster, **own, "SUKVERSE_DATABASE_URL": await new_database()}
         url[name] = launch(name, settings, migrate=True).url
-    fuzz(url, prepare(url), tmp_path)
+    fuzz("real", url, prepare(url), tmp_path)
