@@ -595,8 +595,8 @@ async def test_a_cohort_from_csv_import_to_verified_certificates_across_six_serv
         assert violations(credential, by_thumbprint) == []  # Open Badges 3.0, every rule
         # The holder: her name, and the email she registered with, hashed with a salt.
         subject = claims["credentialSubject"]
-        assert subject["name"] == "Ada Lovelace"
-        [email] = subject["identifier"]
+        [email, name] = subject["identifier"]
+        assert (name["identityType"], name["identityHash"]) == ("ext:name", "Ada Lovelace")
         salted = ("ada@example.com" + email["salt"]).encode()
         assert email["identityHash"] == "sha256$" + hashlib.sha256(salted).hexdigest()
         status_entry = claims["credentialStatus"]

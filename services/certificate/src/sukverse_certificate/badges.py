@@ -37,6 +37,7 @@ STATUS_LIST_FILL = STATUS_LIST_SIZE // 2
 # a holder who shows a stale copy of a list shows one at most a day old.
 STATUS_LIST_TTL = timedelta(minutes=5)
 STATUS_LIST_VALIDITY = timedelta(days=1)
+STATUS_LIST_BACKDATE = timedelta(minutes=1)
 
 
 class BadgeKeys:
@@ -149,17 +150,14 @@ def status_position(status_index: int) -> tuple[int, int]:
 
 def credential(award: Award, issuer: Issuer) -> dict[str, Any]:
     """The OpenBadgeCredential (a W3C Verifiable Credential 2.0) of an award. The subject
-    carries the holder's name and, when known, their email as a salted IdentityHash (a
-    verifier who knows the address hashes it with the salt and compares); its
-    `credentialStatus` points at the revocation status list that holds its bit."""
-    subject: dict[str, Any] = {
-        "id": f"urn:uuid:{award.user_id}",
-        "type": ["AchievementSubject"],
-    }
-    if award.recipient_name is not None:
-        subject["name"] = award.recipient_name
+    identifies its holder as the Open Badges implementation guide recommends: the email,
+    when known, as a salted IdentityHash (a verifier who is told the address hashes it with
+    the salt and compares; one who is not cannot read it back), and the name in plain text
+    (`ext:name`), for displayers; its `credentialStatus` points at the revocation status
+    list that holds its bit."""
+    identifiers = []
     if award.recipient_email is not None:
-        subject["identifier"] = [
+        identifiers.append(
             {
                 "type": "IdentityObject",
                 "identityHash": identity_hash(award.recipient_email, award.identity_salt),
@@ -167,7 +165,19 @@ def credential(award: Award, issuer: Issuer) -> dict[str, Any]:
                 "hashed": True,
                 "salt": award.identity_salt,
             }
-        ]
+        )
+    if award.recipient_name is not None:
+        identifiers.append(
+            {
+                "type": "IdentityObject",
+                "identityHash": award.recipient_name,
+                "identityType": "ext:name",
+                "hashed": False,
+            }
+        )
+    subject: dict[str, Any] = {"id": f"urn:uuid:{award.user_id}", "type": ["AchievementSubject"]}
+    if identifiers:
+        subject["identifier"] = identifiers
     subject["achievement"] = {
         "id": f"{issuer.base_url}/achievements/{award.template_id}",
         "type": ["Achievement"],
@@ -210,17 +220,18 @@ def status_list_credential(
     number: int, revoked: Iterable[int], issuer: Issuer, *, now: datetime
 ) -> dict[str, Any]:
     """The BitstringStatusListCredential of revocations for list `number`: a bit set for
-    each revoked position. Valid from now for STATUS_LIST_VALIDITY; `ttl` (milliseconds)
-    tells verifiers when to fetch it again."""
+    each revoked position. Valid for STATUS_LIST_VALIDITY from a minute before `now`;
+    `ttl` (milliseconds) tells verifiers when to fetch it again."""
     url = status_list_url(issuer.base_url, number)
-    now = now.replace(microsecond=0)
+    # Valid from a minute ago: a verifier whose clock runs a little behind still takes it.
+    valid_from = now.replace(microsecond=0) - STATUS_LIST_BACKDATE
     return {
         "@context": ["https://www.w3.org/ns/credentials/v2"],
         "id": url,
         "type": ["VerifiableCredential", "BitstringStatusListCredential"],
         "issuer": issuer.profile(),
-        "validFrom": _timestamp(now),
-        "validUntil": _timestamp(now + STATUS_LIST_VALIDITY),
+        "validFrom": _timestamp(valid_from),
+        "validUntil": _timestamp(valid_from + STATUS_LIST_VALIDITY),
         "credentialSubject": {
             "id": f"{url}#list",
             "type": "BitstringStatusList",

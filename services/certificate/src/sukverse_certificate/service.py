@@ -407,7 +407,8 @@ class CertificateService:
             certificate = await self._visible(session, caller, certificate_id)
             full = await self._full(session, certificate)
             template = await session.get(Template, certificate.template_id)
-            email = await store.email_of(session, certificate.user_id)
+            # Only what the holder registered: no id standing in for an unknown name.
+            person = await store.person_of(session, certificate.user_id)
         if full.status == "revoked":
             raise Gone("a revoked certificate has no credential")
         assert template is not None  # a certificate's template is never deleted
@@ -419,8 +420,8 @@ class CertificateService:
             achievement_name=full.title,
             achievement_description=f"Completion of the workshop {full.workshop}",
             criteria_narrative=narrative(criteria_of(template), workshop=full.workshop),
-            recipient_name=full.name,
-            recipient_email=email,
+            recipient_name=person.full_name if person else None,
+            recipient_email=person.email if person else None,
             identity_salt=certificate.identity_salt,
             status_index=certificate.status_index,
         )

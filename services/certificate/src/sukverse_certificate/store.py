@@ -135,17 +135,37 @@ async def insert_certificate(session: AsyncSession, values: dict[str, Any]) -> b
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+_FILLING = "sukverse.status_list_filling"
+
+
 async def free_status_index(session: AsyncSession) -> int:
-    """A random unused status index in the list now filling: list k takes certificates
-    k * STATUS_LIST_FILL up to the next, so no list is more than half used."""
-    issued = await session.scalar(select(func.count()).select_from(Certificate)) or 0
-    first = (issued // STATUS_LIST_FILL) * STATUS_LIST_SIZE
+    """A random unused status index in the list now filling. A list takes new certificates
+    until STATUS_LIST_FILL of its positions are used, so no list is much more than half
+    used: which list, and how full, is read once per transaction (the highest index, then a
+    count within its list) and kept up to date as this transaction draws, so that issuing
+    to a whole workshop does not count the table again for each certificate."""
+    filling: list[int] | None = session.info.get(_FILLING)
+    if filling is None:
+        highest = await session.scalar(select(func.max(Certificate.status_index)))
+        number = 0 if highest is None else highest // STATUS_LIST_SIZE
+        first = number * STATUS_LIST_SIZE
+        used = await session.scalar(
+            select(func.count()).where(
+                Certificate.status_index >= first,
+                Certificate.status_index < first + STATUS_LIST_SIZE,
+            )
+        )
+        filling = session.info[_FILLING] = [number, used or 0]
+    if filling[1] >= STATUS_LIST_FILL:
+        filling[:] = [filling[0] + 1, 0]
+    first = filling[0] * STATUS_LIST_SIZE
     while True:
         candidate = first + secrets.randbelow(STATUS_LIST_SIZE)
         taken = await session.scalar(
             select(Certificate.id).where(Certificate.status_index == candidate)
         )
         if taken is None:
+            filling[1] += 1
             return candidate
 
 
@@ -203,9 +223,8 @@ async def name_of(session: AsyncSession, user_id: uuid.UUID) -> str | None:
     return person.full_name if person else None
 
 
-async def email_of(session: AsyncSession, user_id: uuid.UUID) -> str | None:
-    person = await session.get(Person, user_id)
-    return person.email if person else None
+async def person_of(session: AsyncSession, user_id: uuid.UUID) -> Person | None:
+    return await session.get(Person, user_id)
 
 
 async def workshop_title(session: AsyncSession, workshop_id: uuid.UUID) -> str | None:
