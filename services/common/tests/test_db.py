@@ -3,6 +3,8 @@ and what a unit of work runs once it commits."""
 
 from __future__ import annotations
 
+import errno
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 from sqlalchemy import DateTime, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sukverse_common.db import Database, UtcDateTime, after_commit, create_engine, unavailable
@@ -105,6 +108,12 @@ class _DriverError(Exception):
         (OperationalError("SELECT 1", {}, _DriverError(None)), True),
         (ConnectionRefusedError(), True),
         (TimeoutError(), True),
+        (PoolTimeoutError("QueuePool limit of size 10 overflow 0 reached"), True),
+        (socket.gaierror(-2, "Name or service not known"), True),
+        (OSError(errno.EHOSTUNREACH, "No route to host"), True),
+        (OSError("Multiple exceptions: [Errno 111] Connect call failed"), True),
+        (FileNotFoundError(errno.ENOENT, "no such file"), False),
+        (DBAPIError("SELECT 1", {}, _DriverError("57014")), False),  # statement timeout
         # The statement or the data is wrong: asking again changes nothing.
         (DBAPIError("SELECT 1", {}, _DriverError("23505")), False),  # unique violation
         (DBAPIError("SELECT 1", {}, _DriverError("42P01")), False),  # no such table

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import sqlite3
 import threading
 import time
@@ -34,6 +36,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -402,14 +405,27 @@ def _measured_pool(metrics: Metrics) -> type[AsyncAdaptedQueuePool]:
 
 
 # What says the database cannot serve now, rather than that a statement is wrong: the
-# connection failing (the driver's or the network's error), or a PostgreSQL SQLSTATE of
-# the classes connection exception (08), insufficient resources (53), operator
-# intervention (57: shutting down, cannot connect now, canceled) and system error (58),
-# a serialization failure or deadlock (40001, 40P01), or a primary a failover made
-# read-only (25006). Asked again later, it may well succeed.
-_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+# connection failing (the driver's error, a network error: refused, unreachable, reset, a
+# name that does not resolve), no connection free in the pool in time, or a PostgreSQL
+# SQLSTATE of the classes connection exception (08), insufficient resources (53),
+# operator intervention (57: shutting down, cannot connect now) and system error (58), a
+# serialization failure or deadlock (40001, 40P01), or a primary a failover made read-only
+# (25006). Asked again later, it may well succeed. A statement canceled by its timeout
+# (57014) and a missing file (58P01) would fail again the same way: they are errors.
+_UNAVAILABLE_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
+)
+_NETWORK_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT}
+)
 _UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
 _UNAVAILABLE_SQLSTATES = frozenset({"40001", "40P01", "25006"})
+_FAILING_SQLSTATES = frozenset({"57014", "58P01"})
 
 
 def unavailable(exc: BaseException) -> bool:
@@ -417,11 +433,14 @@ def unavailable(exc: BaseException) -> bool:
     is retried) rather than that the work itself failed."""
     if isinstance(exc, _UNAVAILABLE_ERRORS):
         return True
+    if isinstance(exc, OSError):
+        # asyncpg trying every address of a host raises one OSError for them all.
+        return exc.errno in _NETWORK_ERRNOS or str(exc).startswith("Multiple exceptions")
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
         state = getattr(exc.orig, "sqlstate", None)
-        if isinstance(state, str):
+        if isinstance(state, str) and state not in _FAILING_SQLSTATES:
             return state[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or state in _UNAVAILABLE_SQLSTATES
     return False
 
