@@ -5,6 +5,7 @@ tests/test_reliability.py runs both briefly; benchmarks/reliability.py at full l
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 from collections import Counter
@@ -165,10 +166,16 @@ class KafkaOutage:
     missing_on_topic: int  # written but never published
     lost: int  # written but never applied by analytics
     applied: int  # by analytics: in its inbox
+    # Events analytics handled less the events its inbox holds: 0 unless the inbox, whose
+    # primary key is the event id and whose row commits with the handler's work, let an
+    # event through twice. The copies it turned away are `duplicates_skipped`.
     applied_twice: int
     duplicates_skipped: int
+    backlog: int  # substep events written while the broker was down
     restart_seconds: float  # from the restart to the broker's readiness
-    drain_seconds: float  # from the broker's readiness to the last event applied
+    # From the broker's readiness to the last event written before it applied: the backlog
+    # drained (writes go on meanwhile, and are applied as they come).
+    drain_seconds: float
 
 
 async def kafka_outage(
@@ -180,15 +187,17 @@ async def kafka_outage(
         api = Api(http, cluster)
         load = await workload(api, int(rate * seconds), "kafka")
         before = await _handled(api, "analytics", "handled")
+        duplicates_before = await _handled(api, "analytics", "duplicate")
         inbox_before = await _count(cluster.databases["analytics"], "SELECT count(*) FROM inbox")
 
         async def fault(t0: float) -> None:
             await asyncio.sleep(max(0.0, t0 + down_at - time.monotonic()))
+            marks["killed"] = time.time()
             await asyncio.to_thread(cluster.kafka.kill)
             await asyncio.sleep(max(0.0, t0 + down_at + down_for - time.monotonic()))
-            marks["restart"] = time.monotonic()
+            marks["restart"] = time.time()
             await asyncio.to_thread(cluster.kafka.start)
-            marks["ready"] = time.monotonic()
+            marks["ready"] = time.time()
 
         answers = await paced_writes(api, load, rate=rate, seconds=seconds, during=fault)
         workshop_db, analytics_db = cluster.databases["workshop"], cluster.databases["analytics"]
@@ -203,12 +212,12 @@ async def kafka_outage(
             if time.monotonic() > deadline:
                 raise RuntimeError("the events did not drain within 5 minutes")
             await asyncio.sleep(0.1)
-        drained = time.monotonic()
         await asyncio.sleep(2)  # redeliveries still in flight are counted too
         applied = await _ids(analytics_db, "inbox")
         inbox = await _count(analytics_db, "SELECT count(*) FROM inbox") - inbox_before
         handled = await _handled(api, "analytics", "handled") - before
-        duplicates = await _handled(api, "analytics", "duplicate")
+        duplicates = await _handled(api, "analytics", "duplicate") - duplicates_before
+        backlog, drained = await _backlog(workshop_db, analytics_db, marks)
     on_topic = await topic_events(cluster.kafka.address, f"{cluster.prefix}sukverse.workshop")
     return KafkaOutage(
         rate=rate,
@@ -225,9 +234,38 @@ async def kafka_outage(
         applied=len(applied & written),
         applied_twice=handled - inbox,
         duplicates_skipped=duplicates,
+        backlog=backlog,
         restart_seconds=marks["ready"] - marks["restart"],
         drain_seconds=drained - marks["ready"],
     )
+
+
+async def _backlog(
+    workshop_db: str, analytics_db: str, marks: dict[str, float]
+) -> tuple[int, float]:
+    """How many substep events were written while the broker was down, and when analytics
+    applied the last event written before the broker was ready again (epoch seconds)."""
+    killed = dt.datetime.fromtimestamp(marks["killed"], dt.UTC)
+    ready = dt.datetime.fromtimestamp(marks["ready"], dt.UTC)
+    conn = await asyncpg.connect(workshop_db)
+    try:
+        rows = await conn.fetch(
+            "SELECT event_id, created_at FROM outbox WHERE event_type = $1 AND created_at < $2",
+            SUBSTEP_EVENT,
+            ready,
+        )
+    finally:
+        await conn.close()
+    backlog = sum(row["created_at"] >= killed for row in rows)
+    conn = await asyncpg.connect(analytics_db)
+    try:
+        last = await conn.fetchval(
+            "SELECT max(handled_at) FROM inbox WHERE event_id = ANY($1::uuid[])",
+            [row["event_id"] for row in rows],
+        )
+    finally:
+        await conn.close()
+    return backlog, last.timestamp()
 
 
 async def _count(dsn: str, query: str) -> int:
@@ -266,8 +304,9 @@ class DatabaseOutage:
     other_5xx: int
     other: dict[str, int]  # anything else: status (and problem type) -> count
     first_ok_after: float  # from the database's readiness to the first write accepted
-    last_error_after: float  # from the database's readiness to the last write refused
     errors_before_down: int  # refusals sent before the database went down
+    errors_after_ready: int  # refusals sent once it was ready again
+    down_seconds: float  # from the stop command to the database's readiness
     rows: int  # progress rows written
     same_process: bool
 
@@ -312,8 +351,9 @@ async def database_outage(
         other_5xx=sum(a.status >= 500 and not (a.status == 503 and a.problem) for a in answers),
         other=dict(other),
         first_ok_after=(min(accepted_after) - ready) if accepted_after else float("inf"),
-        last_error_after=max((a.sent_at for a in refused), default=ready) - ready,
         errors_before_down=sum(a.sent_at < marks["down"] for a in refused),
+        errors_after_ready=sum(a.sent_at >= ready for a in refused),
+        down_seconds=ready - marks["down"],
         rows=rows - rows_before,
         same_process=workshop.process.poll() is None and workshop.process.pid == pid,
     )

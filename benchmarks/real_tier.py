@@ -64,7 +64,12 @@ class Server:
         """SIGKILL the Kafka broker: no clean shutdown, as when its node dies."""
         pid = int((self.directory / "kafka.pid").read_text())
         os.kill(pid, signal.SIGKILL)
-        while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        while True:
+            try:
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    return
+            except psutil.NoSuchProcess:
+                return
             time.sleep(0.05)
 
 
