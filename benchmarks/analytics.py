@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks.auth import Row
 from benchmarks.harness import (
+    create_database,
     data_dir,
     free_port,
     hack_server,
@@ -44,7 +45,7 @@ from benchmarks.harness import (
     sukverse,
     wait_ready,
 )
-from benchmarks.workshop import ADMIN, create_database, login
+from benchmarks.workshop import ADMIN, login
 from sukverse_analytics.domain import FULL, from_milli
 from sukverse_analytics.events import consumer as analytics_consumer
 from sukverse_analytics.models import messaging

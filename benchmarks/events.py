@@ -25,8 +25,7 @@ from pathlib import Path
 from sqlalchemy import Column, Integer, MetaData, String, Table
 
 from benchmarks.auth import Row
-from benchmarks.harness import ROOT, data_dir, hack_server, percentile
-from benchmarks.workshop import create_database
+from benchmarks.harness import ROOT, create_database, data_dir, hack_server, percentile
 from sukverse_common import tracing
 from sukverse_common.app import freeze_startup_objects
 from sukverse_common.db import Database, create_engine

@@ -16,12 +16,13 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,24 +87,38 @@ def wait_ready(
 
 @contextmanager
 def process(
-    args: Sequence[str], *, env: dict[str, str] | None = None
+    args: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        list(args),
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
+    """A process, terminated (killed after 20 s) on leaving; its output to `log` if given,
+    else discarded."""
+    with ExitStack() as stack:
+        output: Any = stack.enter_context(log.open("wb")) if log else subprocess.DEVNULL
+        proc = subprocess.Popen(
+            list(args),
+            env={**os.environ, **(env or {})},
+            stdout=output,
+            stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+            cwd=ROOT,
+        )
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def create_database(dsn: str, name: str) -> str:
+    """A new database on a PostgreSQL server; its URL."""
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return dsn.rsplit("/", 1)[0] + f"/{name}"
 
 
 @contextmanager

@@ -34,6 +34,7 @@ from benchmarks.cluster import (
 )
 from benchmarks.harness import (
     ROOT,
+    create_database,
     data_dir,
     free_port,
     hack_server,
@@ -42,7 +43,6 @@ from benchmarks.harness import (
     sukverse,
     wait_ready,
 )
-from benchmarks.workshop import create_database
 
 STUDENTS = 1000
 MANY, EACH = 100, 50

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import psutil
 
-from benchmarks.harness import ROOT, free_port, sukverse, wait_ready
+from benchmarks.harness import ROOT, create_database, free_port, process, sukverse, wait_ready
 
 HACK = ROOT / "hack"
 SERVICES = ("auth", "user_mgmt", "workshop", "quiz", "analytics", "certificate")
@@ -84,15 +83,6 @@ class Service:
 
     def fds(self) -> int:
         return int(psutil.Process(self.process.pid).num_fds())
-
-
-async def create_database(dsn: str, name: str) -> str:
-    admin = await asyncpg.connect(dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return dsn.rsplit("/", 1)[0] + f"/{name}"
 
 
 class Cluster:
@@ -176,29 +166,13 @@ class Cluster:
         if name != "auth":
             subprocess.run(sukverse("migrate", name), env=env, check=True, capture_output=True)
         port = free_port()
-        log = (self.directory / f"{name}.log").open("wb")
-        self._stack.callback(log.close)
-        proc = subprocess.Popen(
-            sukverse("serve", name, "--port", str(port)),
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-        self._stack.callback(_stop, proc)
+        command = sukverse("serve", name, "--port", str(port))
+        log = self.directory / f"{name}.log"
+        proc = self._stack.enter_context(process(command, env=env, log=log))
         url = f"http://127.0.0.1:{port}"
         wait_ready(f"{url}/readyz", proc, timeout=120, poll=0.05)
         self.services[name] = Service(name, url, proc)
         return url
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 class Api:

@@ -42,7 +42,7 @@ REPORT = ROOT / "docs" / "reliability.md"
 def contract_totals(directory: Path) -> dict[str, dict[str, Any]]:
     """Run the contracts tier (tests/test_schemathesis.py, both tiers) and read back the
     totals it wrote."""
-    env = {**os.environ, "SUKVERSE_CONTRACT_TOTALS": str(directory)}
+    env = {**os.environ, "CONTRACT_TOTALS_DIR": str(directory)}
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     result = subprocess.run(
         [*command, "tests/test_schemathesis.py"], cwd=ROOT, env=env, capture_output=True, text=True
@@ -247,6 +247,10 @@ def main(argv: list[str]) -> None:
     # Stopped, it still stops the servers and processes it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with directory() as path:
+        # The contracts first: the part most likely to stop the run stops it soonest.
+        (path / "contracts").mkdir()
+        contracts = contract_totals(path / "contracts")
+        print(json.dumps(contracts), flush=True)
         with Cluster(path / "faults", ("auth", "workshop", "analytics")) as cluster:
             kafka = asyncio.run(
                 kafka_outage(cluster, rate=200, seconds=60, down_at=15, down_for=20)
@@ -259,8 +263,7 @@ def main(argv: list[str]) -> None:
         with Cluster(path / "soak", SERVICES) as cluster:
             soaked = asyncio.run(soak(cluster, minutes=args.soak_minutes))
         print(f"soak: {soaked.journeys} journeys, {len(soaked.errors)} errors", flush=True)
-        (path / "contracts").mkdir()
-        contracts = contract_totals(path / "contracts")
+        print("\n".join(soaked.errors[:20]), flush=True)
     report = render(
         kafka,
         database,

@@ -19,6 +19,7 @@ import psutil
 
 from benchmarks.auth import Row, raw_argon2_rate
 from benchmarks.harness import (
+    create_database,
     data_dir,
     free_port,
     hack_server,
@@ -27,7 +28,7 @@ from benchmarks.harness import (
     sukverse,
     wait_ready,
 )
-from benchmarks.workshop import create_database, login
+from benchmarks.workshop import login
 from sukverse_auth.settings import AuthSettings
 from sukverse_user_mgmt.settings import UserMgmtSettings
 

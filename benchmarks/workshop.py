@@ -20,6 +20,7 @@ import psutil
 from benchmarks.auth import Row
 from benchmarks.harness import (
     WrkResult,
+    create_database,
     data_dir,
     free_port,
     hack_server,
@@ -81,15 +82,6 @@ def lua(path: Path, tokens: list[str], substeps: list[str], target: str) -> Path
 
     path.write_text(PROGRESS_LUA % (table(tokens), table(substeps), json.dumps(target)))
     return path
-
-
-async def create_database(dsn: str, name: str) -> str:
-    admin = await asyncpg.connect(dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return dsn.rsplit("/", 1)[0] + f"/{name}"
 
 
 async def copy_tables(source: str, target: str) -> None:

@@ -109,7 +109,7 @@ def fuzz(
     tier: str, url: Mapping[str, str], env: Mapping[str, str], reports: Path
 ) -> dict[str, Any]:
     """Run Schemathesis against every service; each one's totals, also written to
-    $SUKVERSE_CONTRACT_TOTALS/<tier>.json when that names a directory (the reliability
+    $CONTRACT_TOTALS_DIR/<tier>.json when that names a directory (the reliability
     report reads them there)."""
     totals = {}
     for service in SERVICES:
@@ -154,7 +154,7 @@ def fuzz(
         }
         assert totals[service]["operations"] == document["operations"]["total"], service
     print(json.dumps(totals, indent=2))
-    if keep := os.environ.get("SUKVERSE_CONTRACT_TOTALS"):
+    if keep := os.environ.get("CONTRACT_TOTALS_DIR"):
         (Path(keep) / f"{tier}.json").write_text(json.dumps(totals, indent=2))
     return totals
 
