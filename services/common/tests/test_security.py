@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
@@ -21,12 +22,12 @@ from sukverse_common.security import (
     TokenVerifier,
     jwks_loader,
 )
-from sukverse_common.settings import REVOCATION_SECONDS
+from sukverse_common.settings import CLOCK_SKEW_SECONDS, REVOCATION_SECONDS
 
 
-def _token(key: OKPKey) -> str:
+def _token(key: OKPKey, **changes: Any) -> str:
     now = int(time.time())
-    claims = {
+    claims: dict[str, Any] = {
         "iss": "iss",
         "aud": "aud",
         "sub": str(uuid.uuid4()),
@@ -36,6 +37,7 @@ def _token(key: OKPKey) -> str:
         "token_use": "access",
         "roles": ["student"],
         "scope": "a:b c:d",
+        **changes,
     }
     return jwt.encode({"alg": "Ed25519", "kid": key.kid}, claims, key, algorithms=["Ed25519"])
 
@@ -204,3 +206,41 @@ async def test_a_verified_token_is_refused_once_revoked(aiohttp_server: Any) -> 
     await verifier.revocations.handle([_revoked(principal.user_id, time.time(), generation=1)])
     with pytest.raises(Unauthorized, match="revoked"):
         await verifier.verify(token)
+
+
+async def test_the_cache_of_verified_tokens_keeps_only_live_ones_and_no_more_than_its_size(
+    aiohttp_server: Any,
+) -> None:
+    """A full cache drops its oldest entry, and an expired token's entry goes as soon as a
+    newer one comes: a service's memory does not grow with every token it ever saw."""
+    key = OKPKey.generate_key("Ed25519", parameters={"kid": "k"})
+
+    async def jwks(_: web.Request) -> web.Response:
+        return web.json_response(KeySet([key]).as_dict(private=False))
+
+    app = web.Application()
+    app.router.add_get("/jwks", jwks)
+    server = await aiohttp_server(app)
+    verifier = TokenVerifier(
+        load_keys=jwks_loader(str(server.make_url("/jwks"))),
+        issuer="iss",
+        audience="aud",
+        cache_size=3,
+    )
+    tokens = [_token(key) for _ in range(5)]
+    principals = [await verifier.verify(token) for token in tokens]
+    assert len(verifier._verified) == 3
+    assert await verifier.verify(tokens[0]) == principals[0]  # verified again, not lost
+    # Tokens that share their roles and scopes share the sets, rather than a copy each.
+    assert principals[1].scopes is principals[2].scopes
+    # An entry whose token expired makes way for the next one: this one expires for the
+    # cache a second from now (its `exp` is within the clock-skew leeway).
+    fresh = TokenVerifier(
+        load_keys=jwks_loader(str(server.make_url("/jwks"))), issuer="iss", audience="aud"
+    )
+    await fresh.verify(_token(key, exp=int(time.time()) + 1 - CLOCK_SKEW_SECONDS))
+    await fresh.verify(tokens[0])
+    assert len(fresh._verified) == 2
+    await asyncio.sleep(1.5)
+    await fresh.verify(tokens[1])
+    assert len(fresh._verified) == 2  # the expired one went, tokens[0] and [1] stay

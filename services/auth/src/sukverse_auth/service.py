@@ -7,6 +7,7 @@ import hmac
 import secrets
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -94,7 +95,7 @@ class AuthService:
         self.address_failures = FailureWindow(
             limit=settings.login_address_limit, window_seconds=settings.login_address_window_seconds
         )
-        self._users: dict[uuid.UUID, tuple[float, User]] = {}
+        self._users: OrderedDict[uuid.UUID, tuple[float, User]] = OrderedDict()
         self._grants_snapshot: tuple[float, dict[str, frozenset[str]]] = (0.0, {})
         self.account_attempts = FailureWindow(
             limit=settings.login_max_failures, window_seconds=settings.login_lockout_seconds
@@ -526,9 +527,15 @@ class AuthService:
             user = await store.user_by_id(session, user_id)
         if user is None:
             raise NotFound("no such user")
-        if len(self._users) >= USER_CACHE_SIZE:
-            self._users.clear()
+        self._users.pop(user_id, None)
         self._users[user_id] = (now + self.settings.user_cache_seconds, user)
+        # Entries expire in the order they came: drop the expired ones from the front, and
+        # the oldest while there are too many, so that the cache holds only what is fresh.
+        while len(self._users) > 1:
+            expires, _ = next(iter(self._users.values()))
+            if expires > now and len(self._users) <= USER_CACHE_SIZE:
+                break
+            self._users.popitem(last=False)
         return user
 
     async def users(

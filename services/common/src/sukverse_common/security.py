@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import time
@@ -55,7 +56,7 @@ def read_private_keys(path: Path) -> list[Any]:
     return entries
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: a user, or a machine client acting as a service."""
 
@@ -170,7 +171,9 @@ class TokenVerifier:
         self._min_refresh = min_refresh_seconds
         self._keys: KeySet | None = None
         self._loaded_at = 0.0
-        self._verified: OrderedDict[str, Principal] = OrderedDict()
+        # Keyed by a digest of the token, not the token (a tenth of its size): a full cache
+        # of small entries is a few megabytes, not tens.
+        self._verified: OrderedDict[bytes, Principal] = OrderedDict()
         self._cache_size = cache_size
         self.revocations = Revocations()
         self._claims = jwt.JWTClaimsRegistry(
@@ -196,12 +199,19 @@ class TokenVerifier:
         return key if isinstance(key, OKPKey) else None
 
     async def verify(self, token: str) -> Principal:
-        principal = self._verified.get(token)
-        if principal is None or principal.expires_at + CLOCK_SKEW_SECONDS <= time.time():
-            self._verified.pop(token, None)
+        key = hashlib.blake2b(token.encode(), digest_size=16).digest()
+        principal = self._verified.get(key)
+        now = time.time()
+        if principal is None or principal.expires_at + CLOCK_SKEW_SECONDS <= now:
+            self._verified.pop(key, None)
             principal = await self._verify(token)
-            self._verified[token] = principal
-            if len(self._verified) > self._cache_size:
+            self._verified[key] = principal
+            # The oldest first: drop it while the cache is too full or its token expired.
+            while len(self._verified) > 1:
+                oldest = next(iter(self._verified.values()))
+                full = len(self._verified) > self._cache_size
+                if not full and oldest.expires_at + CLOCK_SKEW_SECONDS > now:
+                    break
                 self._verified.popitem(last=False)
         if self.revocations and self.revocations.revoked(principal):
             raise Unauthorized("the access token was revoked; log in again or refresh")
@@ -227,13 +237,27 @@ class TokenVerifier:
             subject=subject,
             user_id=_uuid_or_none(subject),
             email=claims.get("email"),
-            roles=frozenset(claims.get("roles", [])),
-            scopes=frozenset(str(claims.get("scope", "")).split()),
+            roles=_shared(tuple(claims.get("roles", []))),
+            scopes=_shared(tuple(str(claims.get("scope", "")).split())),
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),
             session_id=str(claims["sid"]) if "sid" in claims else None,
             generation=int(claims.get("gen", 0)),
         )
+
+
+_SETS: dict[tuple[str, ...], frozenset[str]] = {}
+
+
+def _shared(values: tuple[str, ...]) -> frozenset[str]:
+    """One frozenset for every token of the same roles or scopes: there are few kinds, and
+    the cache of verified tokens keeps thousands."""
+    found = _SETS.get(values)
+    if found is None:
+        if len(_SETS) >= 1024:
+            _SETS.clear()
+        found = _SETS[values] = frozenset(values)
+    return found
 
 
 def _uuid_or_none(value: str) -> uuid.UUID | None:
