@@ -244,3 +244,16 @@ async def test_the_cache_of_verified_tokens_keeps_only_live_ones_and_no_more_tha
     await asyncio.sleep(1.5)
     await fresh.verify(tokens[1])
     assert len(fresh._verified) == 2  # the expired one went, tokens[0] and [1] stay
+
+
+async def test_a_token_of_stray_bytes_is_refused_not_a_crash() -> None:
+    """aiohttp hands a header's invalid UTF-8 on as surrogates: a 401, like any malformed
+    token, not a failure to hash it."""
+
+    async def no_keys() -> KeySet:
+        raise AssertionError("a malformed token needs no key")
+
+    verifier = TokenVerifier(load_keys=no_keys, issuer="iss", audience="aud")
+    for token in ("eyJ\udcff.x.y", "jwt-ünïcode"):
+        with pytest.raises(Unauthorized, match="malformed"):
+            await verifier.verify(token)

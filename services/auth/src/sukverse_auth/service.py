@@ -599,6 +599,8 @@ class AuthService:
             if demoting_admin and await store.count_users_with_role(session, "admin") == 0:
                 raise Conflict(LAST_ADMIN)  # a concurrent demotion got there first
             await session.refresh(user, ["roles"])
+        # Again once committed: a request meanwhile may have cached the account as it was.
+        self._users.pop(user.id, None)
         return user
 
     async def set_active(

@@ -199,6 +199,8 @@ class TokenVerifier:
         return key if isinstance(key, OKPKey) else None
 
     async def verify(self, token: str) -> Principal:
+        if not token.isascii():  # a JWT is ASCII; a header's stray bytes are not a token
+            raise Unauthorized("the access token is malformed")
         key = hashlib.blake2b(token.encode(), digest_size=16).digest()
         principal = self._verified.get(key)
         now = time.time()
