@@ -75,23 +75,28 @@ async def test_unknown_kid_refetches_the_key_set_once(aiohttp_server: Any) -> No
         await verifier.verify(_token(stranger))
 
 
-async def test_unknown_kids_do_not_hammer_the_key_server(aiohttp_server: Any) -> None:
-    key = OKPKey.generate_key("Ed25519", parameters={"kid": "k"})
-    fetches = []
+async def _key_server(aiohttp_server: Any, key: OKPKey, fetches: list[int] | None = None) -> str:
+    """A JWKS endpoint serving `key`, counting its fetches in `fetches`; its URL."""
 
     async def jwks(_: web.Request) -> web.Response:
-        fetches.append(1)
+        if fetches is not None:
+            fetches.append(1)
         return web.json_response(KeySet([key]).as_dict(private=False))
 
     app = web.Application()
     app.router.add_get("/jwks", jwks)
     server = await aiohttp_server(app)
-    verifier = TokenVerifier(
-        load_keys=jwks_loader(str(server.make_url("/jwks"))),
-        issuer="iss",
-        audience="aud",
-        min_refresh_seconds=60,
-    )
+    return str(server.make_url("/jwks"))
+
+
+def _verifier(url: str, **options: Any) -> TokenVerifier:
+    return TokenVerifier(load_keys=jwks_loader(url), issuer="iss", audience="aud", **options)
+
+
+async def test_unknown_kids_do_not_hammer_the_key_server(aiohttp_server: Any) -> None:
+    key = OKPKey.generate_key("Ed25519", parameters={"kid": "k"})
+    fetches: list[int] = []
+    verifier = _verifier(await _key_server(aiohttp_server, key, fetches), min_refresh_seconds=60)
     for i in range(10):
         stranger = OKPKey.generate_key("Ed25519", parameters={"kid": f"s{i}"})
         with pytest.raises(Unauthorized):
@@ -190,16 +195,7 @@ async def test_revocations_forget_what_no_live_token_can_be_covered_by() -> None
 async def test_a_verified_token_is_refused_once_revoked(aiohttp_server: Any) -> None:
     """The cache of verified tokens does not outlast a revocation."""
     key = OKPKey.generate_key("Ed25519", parameters={"kid": "k"})
-
-    async def jwks(_: web.Request) -> web.Response:
-        return web.json_response(KeySet([key]).as_dict(private=False))
-
-    app = web.Application()
-    app.router.add_get("/jwks", jwks)
-    server = await aiohttp_server(app)
-    verifier = TokenVerifier(
-        load_keys=jwks_loader(str(server.make_url("/jwks"))), issuer="iss", audience="aud"
-    )
+    verifier = _verifier(await _key_server(aiohttp_server, key))
     token = _token(key)
     principal = await verifier.verify(token)
     assert principal.generation == 0 and principal.session_id is None
@@ -214,19 +210,8 @@ async def test_the_cache_of_verified_tokens_keeps_only_live_ones_and_no_more_tha
     """A full cache drops its oldest entry, and an expired token's entry goes as soon as a
     newer one comes: a service's memory does not grow with every token it ever saw."""
     key = OKPKey.generate_key("Ed25519", parameters={"kid": "k"})
-
-    async def jwks(_: web.Request) -> web.Response:
-        return web.json_response(KeySet([key]).as_dict(private=False))
-
-    app = web.Application()
-    app.router.add_get("/jwks", jwks)
-    server = await aiohttp_server(app)
-    verifier = TokenVerifier(
-        load_keys=jwks_loader(str(server.make_url("/jwks"))),
-        issuer="iss",
-        audience="aud",
-        cache_size=3,
-    )
+    url = await _key_server(aiohttp_server, key)
+    verifier = _verifier(url, cache_size=3)
     tokens = [_token(key) for _ in range(5)]
     principals = [await verifier.verify(token) for token in tokens]
     assert len(verifier._verified) == 3
@@ -235,9 +220,7 @@ async def test_the_cache_of_verified_tokens_keeps_only_live_ones_and_no_more_tha
     assert principals[1].scopes is principals[2].scopes
     # An entry whose token expired makes way for the next one: this one expires for the
     # cache a second from now (its `exp` is within the clock-skew leeway).
-    fresh = TokenVerifier(
-        load_keys=jwks_loader(str(server.make_url("/jwks"))), issuer="iss", audience="aud"
-    )
+    fresh = _verifier(url)
     await fresh.verify(_token(key, exp=int(time.time()) + 1 - CLOCK_SKEW_SECONDS))
     await fresh.verify(tokens[0])
     assert len(fresh._verified) == 2
