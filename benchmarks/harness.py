@@ -8,6 +8,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -17,7 +18,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import asyncpg
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+HACK = ROOT / "hack"
 
 
 def machine() -> str:
@@ -127,21 +129,56 @@ def data_dir() -> Iterator[Path]:
         yield Path(path)
 
 
+def hack(script: str, *args: str) -> str:
+    """Run a hack/ script; what it printed."""
+    result = subprocess.run(
+        ["bash", str(HACK / script), *args], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"hack/{script} {' '.join(args)}: {result.stderr[-2000:]}")
+    return result.stdout.strip()
+
+
+@dataclass
+class Server:
+    """A PostgreSQL server or Kafka broker of hack/, in its own directory on a fixed port,
+    so that it can be stopped and started again where the services expect it."""
+
+    script: str
+    directory: Path
+    port: int = field(default_factory=free_port)
+    address: str = ""
+
+    def start(self) -> str:
+        self.address = hack(self.script, "start", str(self.directory), str(self.port))
+        return self.address
+
+    def stop(self) -> None:
+        hack(self.script, "stop", str(self.directory))
+
+    def kill(self) -> None:
+        """SIGKILL the Kafka broker: no clean shutdown, as when its node dies."""
+        pid = int((self.directory / "kafka.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        while True:
+            try:
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    return
+            except psutil.NoSuchProcess:
+                return
+            time.sleep(0.05)
+
+
 @contextmanager
 def hack_server(script: str, directory: Path) -> Iterator[str]:
     """A server of the benchmark's own from a hack/ script; the address it prints."""
-    path = str(ROOT / "hack" / script)
-    subprocess.run(["bash", path, "install"], check=True, capture_output=True)
-    address = subprocess.run(
-        ["bash", path, "start", str(directory), str(free_port())],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    hack(script, "install")
+    server = Server(script, directory)
+    address = server.start()
     try:
         yield address
     finally:
-        subprocess.run(["bash", path, "stop", str(directory)], check=True, capture_output=True)
+        server.stop()
 
 
 def sukverse(*args: str) -> list[str]:

@@ -9,67 +9,33 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import psutil
 
-from benchmarks.harness import ROOT, create_database, free_port, process, sukverse, wait_ready
+from benchmarks.harness import (
+    Server,
+    create_database,
+    free_port,
+    hack,
+    process,
+    sukverse,
+    wait_ready,
+)
 
-HACK = ROOT / "hack"
 SERVICES = ("auth", "user_mgmt", "workshop", "quiz", "analytics", "certificate")
 ADMIN = {"email": "admin@example.com", "password": "a long admin passphrase for reliability"}
 PASSWORD = "correct horse battery staple"
 CLIENT_ID, CLIENT_SECRET = "user_mgmt", "user-mgmt-client-secret-0123456789"
 PUBLIC_URL = "https://certificates.sukverse.test"
-
-
-def hack(script: str, *args: str) -> str:
-    """Run a hack/ script; what it printed."""
-    result = subprocess.run(
-        ["bash", str(HACK / script), *args], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"hack/{script} {' '.join(args)}: {result.stderr[-2000:]}")
-    return result.stdout.strip()
-
-
-@dataclass
-class Server:
-    """A PostgreSQL server or Kafka broker of hack/, in its own directory on a fixed port,
-    so that it can be stopped and started again where the services expect it."""
-
-    script: str
-    directory: Path
-    port: int = field(default_factory=free_port)
-    address: str = ""
-
-    def start(self) -> str:
-        self.address = hack(self.script, "start", str(self.directory), str(self.port))
-        return self.address
-
-    def stop(self) -> None:
-        hack(self.script, "stop", str(self.directory))
-
-    def kill(self) -> None:
-        """SIGKILL the Kafka broker: no clean shutdown, as when its node dies."""
-        pid = int((self.directory / "kafka.pid").read_text())
-        os.kill(pid, signal.SIGKILL)
-        while True:
-            try:
-                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                    return
-            except psutil.NoSuchProcess:
-                return
-            time.sleep(0.05)
 
 
 @dataclass
