@@ -11,7 +11,18 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, event, false, func, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    event,
+    false,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -121,6 +132,17 @@ async def quiz_grade(
 
 
 PENDING = "sukverse_analytics.pending_stats"
+_STATS: Any = WorkshopStats.__table__
+_COUNTERS = [column.name for column in _STATS.c if not column.primary_key]
+_COUNTER_SET = frozenset(_COUNTERS)
+# One statement for every delta, whichever columns it changes: a statement of only the
+# changed columns has a form for each combination of them, and each form is compiled and
+# cached (the cache of compiled statements churned and grew with them).
+_ADD_TO_STATS = (
+    update(_STATS)
+    .where(_STATS.c.workshop_id == bindparam("workshop"))
+    .values({name: _STATS.c[name] + bindparam(f"add_{name}") for name in _COUNTERS})
+)
 
 
 def add_to_stats(session: AsyncSession, workshop_id: uuid.UUID, delta: dict[str, int]) -> None:
@@ -128,6 +150,8 @@ def add_to_stats(session: AsyncSession, workshop_id: uuid.UUID, delta: dict[str,
     events costs one atomic UPDATE per workshop, not one per event."""
     if not delta:
         return
+    if not delta.keys() <= _COUNTER_SET:
+        raise ValueError(f"not a figure of a workshop: {sorted(delta.keys() - _COUNTER_SET)}")
     pending: dict[uuid.UUID, Counter[str]] | None = session.info.get(PENDING)
     if pending is None:
         pending = session.info[PENDING] = {}
@@ -137,15 +161,13 @@ def add_to_stats(session: AsyncSession, workshop_id: uuid.UUID, delta: dict[str,
 
 def _apply_pending(sync_session: Session) -> None:
     pending: dict[uuid.UUID, Counter[str]] = sync_session.info.pop(PENDING, {})
-    table: Any = WorkshopStats.__table__
-    for workshop_id, delta in sorted(pending.items()):
-        changes = {name: value for name, value in delta.items() if value}
-        if changes:
-            sync_session.execute(
-                update(table)
-                .where(table.c.workshop_id == workshop_id)
-                .values({name: table.c[name] + value for name, value in changes.items()})
-            )
+    rows = [
+        {"workshop": workshop_id, **{f"add_{name}": delta[name] for name in _COUNTERS}}
+        for workshop_id, delta in sorted(pending.items())
+        if any(delta.values())
+    ]
+    if rows:
+        sync_session.execute(_ADD_TO_STATS, rows)
 
 
 async def stats(session: AsyncSession, workshop_id: uuid.UUID) -> WorkshopStats | None:
