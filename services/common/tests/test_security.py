@@ -229,6 +229,31 @@ async def test_the_cache_of_verified_tokens_keeps_only_live_ones_and_no_more_tha
     assert len(fresh._verified) == 2  # the expired one went, tokens[0] and [1] stay
 
 
+async def test_the_cache_keeps_one_token_of_a_session_and_none_once_it_ends(
+    aiohttp_server: Any,
+) -> None:
+    """A refreshed session's earlier token leaves the cache, and a logout takes the
+    session's token with it, even if it is never sent again; a token of an ended session
+    is refused and not remembered. Sessions of other users are untouched."""
+    key = OKPKey.generate_key("Ed25519", parameters={"kid": "k"})
+    verifier = _verifier(await _key_server(aiohttp_server, key))
+    ann, bob, session, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    first, refreshed = (_token(key, sub=str(ann), sid=str(session), jti=j) for j in "ab")
+    bobs = _token(key, sub=str(bob), sid=str(other))
+    await verifier.verify(first)
+    await verifier.verify(bobs)
+    await verifier.verify(refreshed)
+    assert len(verifier._verified) == 2  # bob's and the refreshed one
+    assert await verifier.verify(first) == await verifier.verify(first)  # verified again
+    await verifier.revocations.handle([_revoked(ann, time.time(), session=session)])
+    assert len(verifier._verified) == 1 and verifier._by_session.keys() == {str(other)}
+    for token in (first, refreshed):
+        with pytest.raises(Unauthorized, match="revoked"):
+            await verifier.verify(token)
+    assert len(verifier._verified) == 1 and len(verifier._by_session) == 1
+    assert (await verifier.verify(bobs)).subject == str(bob)
+
+
 async def test_a_token_of_stray_bytes_is_refused_not_a_crash() -> None:
     """aiohttp hands a header's invalid UTF-8 on as surrogates: a 401, like any malformed
     token, not a failure to hash it."""

@@ -94,18 +94,22 @@ class Revocations:
     An entry is kept as long as a token it covers can live, so the map holds at most the
     revocations of the last `REVOCATION_SECONDS`; applying one twice changes nothing."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, on_session: Callable[[str], None] | None = None) -> None:
         # subject -> (its tokens of a generation before this are refused, since when)
         self._users: dict[str, tuple[int, float]] = {}
         self._sessions: dict[str, float] = {}  # session id -> refused until this time
         self._swept_at = 0.0
+        self._on_session = on_session  # told of each session revoked, once
 
     def revoke_user(self, subject: str, generation: int, at: float) -> None:
         if generation > self._users.get(subject, (0, 0.0))[0]:
             self._users[subject] = (generation, at)
 
     def revoke_session(self, session_id: str, at: float) -> None:
-        self._sessions.setdefault(session_id, at + REVOCATION_SECONDS)
+        if session_id not in self._sessions:
+            self._sessions[session_id] = at + REVOCATION_SECONDS
+            if self._on_session is not None:
+                self._on_session(session_id)
 
     def revoked(self, principal: Principal) -> bool:
         user = self._users.get(principal.subject)
@@ -153,7 +157,10 @@ class TokenVerifier:
 
     A token that verified once is remembered until it expires, so a client that sends the
     same token on every call pays for the signature check once; a revoked one is refused
-    from the moment its revocation arrives (`revocations`, fed by the bus).
+    from the moment its revocation arrives (`revocations`, fed by the bus). Of a session's
+    tokens only the last one seen is remembered (a client that refreshed has dropped the
+    one before), and none once the session ends: the cache holds the sessions in use, not
+    every token of the last quarter hour.
     """
 
     def __init__(
@@ -174,8 +181,9 @@ class TokenVerifier:
         # Keyed by a digest of the token, not the token (a tenth of its size): a full cache
         # of small entries is a few megabytes, not tens.
         self._verified: OrderedDict[bytes, Principal] = OrderedDict()
+        self._by_session: dict[str, bytes] = {}  # session id -> its token's key in the cache
         self._cache_size = cache_size
-        self.revocations = Revocations()
+        self.revocations = Revocations(on_session=self._forget_session)
         self._claims = jwt.JWTClaimsRegistry(
             leeway=CLOCK_SKEW_SECONDS,
             iss={"essential": True, "value": issuer},
@@ -204,20 +212,43 @@ class TokenVerifier:
         key = hashlib.blake2b(token.encode(), digest_size=16).digest()
         principal = self._verified.get(key)
         now = time.time()
-        if principal is None or principal.expires_at + CLOCK_SKEW_SECONDS <= now:
-            self._verified.pop(key, None)
+        fresh = principal is None or principal.expires_at + CLOCK_SKEW_SECONDS <= now
+        if principal is None or fresh:
+            if principal is not None:
+                self._drop(key)
             principal = await self._verify(token)
-            self._verified[key] = principal
-            # The oldest first: drop it while the cache is too full or its token expired.
-            while len(self._verified) > 1:
-                oldest = next(iter(self._verified.values()))
-                full = len(self._verified) > self._cache_size
-                if not full and oldest.expires_at + CLOCK_SKEW_SECONDS > now:
-                    break
-                self._verified.popitem(last=False)
         if self.revocations and self.revocations.revoked(principal):
             raise Unauthorized("the access token was revoked; log in again or refresh")
+        if fresh:  # remembered only now: a revoked token is not kept
+            self._remember(key, principal, now)
         return principal
+
+    def _remember(self, key: bytes, principal: Principal, now: float) -> None:
+        self._verified[key] = principal
+        session = principal.session_id
+        if session is not None:
+            before = self._by_session.get(session)
+            self._by_session[session] = key
+            if before is not None and before != key:
+                self._verified.pop(before, None)
+        # The oldest first: drop it while the cache is too full or its token expired.
+        while len(self._verified) > 1:
+            first, oldest = next(iter(self._verified.items()))
+            full = len(self._verified) > self._cache_size
+            if not full and oldest.expires_at + CLOCK_SKEW_SECONDS > now:
+                break
+            self._drop(first)
+
+    def _drop(self, key: bytes) -> None:
+        principal = self._verified.pop(key)
+        session = principal.session_id
+        if session is not None and self._by_session.get(session) == key:
+            del self._by_session[session]
+
+    def _forget_session(self, session: str) -> None:
+        key = self._by_session.pop(session, None)
+        if key is not None:
+            self._verified.pop(key, None)
 
     async def _verify(self, token: str) -> Principal:
         header = _unverified_header(token)
