@@ -34,7 +34,7 @@ from typing import Any
 from benchmarks.faults import DatabaseOutage, KafkaOutage, database_outage, kafka_outage
 from benchmarks.harness import ROOT, machine, percentile
 from benchmarks.real_tier import SERVICES, Cluster
-from benchmarks.soak import Soak, soak
+from benchmarks.soak import SAMPLE_SECONDS, Soak, soak
 
 REPORT = ROOT / "docs" / "reliability.md"
 
@@ -94,7 +94,8 @@ def render(
 ) -> str:
     statuses = ", ".join(f"{n} x {s or 'no answer'}" for s, n in sorted(kafka.statuses.items()))
     accepted = kafka.statuses.get(200, 0)
-    first, last = soaked.samples[min(6, len(soaked.samples) - 1)], soaked.samples[-1]
+    first = next((s for s in soaked.samples if s.at >= 1), soaked.samples[-1])
+    last = soaked.samples[-1]
     lines = [
         "# Reliability",
         "",
@@ -178,15 +179,32 @@ def render(
         f"| request latency p50 / p99 | {percentile(soaked.latencies_ms, 50):.1f} ms / "
         f"{percentile(soaked.latencies_ms, 99):.1f} ms |",
         "",
-        "| service | RSS at launch | at 1 min | at end | growth | fds at 1 min | at end |",
-        "|---|---|---|---|---|---|---|",
+        "| service | RSS at launch | at 1 min | at end | growth | under 10% | fds at 1 min "
+        "| at end |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in soaked.launched.rss_mb:
         growth = last.rss_mb[name] / first.rss_mb[name] - 1
         lines.append(
             f"| {name} | {soaked.launched.rss_mb[name]:.0f} MiB | {first.rss_mb[name]:.0f} MiB | "
-            f"{last.rss_mb[name]:.0f} MiB | {growth:+.1%} | {first.fds[name]} | {last.fds[name]} |"
+            f"{last.rss_mb[name]:.0f} MiB | {growth:+.1%} | {'yes' if growth < 0.1 else '**no**'} "
+            f"| {first.fds[name]} | {last.fds[name]} |"
         )
+    # The course of it: a cache filling to its bound levels off, a leak does not.
+    marks = [s for s in soaked.samples if s.at >= 1][:: round(120 / SAMPLE_SECONDS)]
+    if marks[-1] is not last:
+        marks.append(last)
+    lines += [
+        "",
+        "Resident memory (MiB) over the run:",
+        "",
+        "| service | " + " | ".join(f"{s.at:.0f} min" for s in marks) + " |",
+        "|---|" + "---|" * len(marks),
+        *(
+            f"| {name} | " + " | ".join(f"{s.rss_mb[name]:.0f}" for s in marks) + " |"
+            for name in soaked.launched.rss_mb
+        ),
+    ]
     if soaked.errors:
         lines += ["", "Errors:", "", *(f"- `{error}`" for error in soaked.errors[:20])]
     lines += [

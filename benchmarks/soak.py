@@ -13,6 +13,7 @@ import aiohttp
 
 from benchmarks.real_tier import ADMIN, Api, Cluster, JourneyError
 
+SAMPLE_SECONDS = 10  # how often memory and descriptors are read
 QUESTIONS = (("etcd keeps the cluster's state", True), ("a pod is a VM", False))
 
 
@@ -38,7 +39,7 @@ async def soak(cluster: Cluster, *, minutes: float, concurrency: int = 4) -> Soa
     """The journey in a loop, `concurrency` students at a time, each a new account:
     register, log in, get enrolled, do every substep, pass the quiz, wait for the
     certificate, fetch its credential, its status list and its verification, read the
-    analytics, log out. Memory and descriptors of every service are sampled every 10 s."""
+    analytics, log out. Memory and descriptors of every service are read every SAMPLE_SECONDS."""
 
     def sample(at: float) -> Sample:
         return Sample(
@@ -177,7 +178,7 @@ async def soak(cluster: Cluster, *, minutes: float, concurrency: int = 4) -> Soa
         async def sampler() -> None:
             while time.monotonic() < end:
                 samples.append(sample((time.monotonic() - started) / 60))
-                await asyncio.sleep(10)
+                await asyncio.sleep(SAMPLE_SECONDS)
             samples.append(sample((time.monotonic() - started) / 60))
 
         await asyncio.gather(sampler(), *(loop() for _ in range(concurrency)))
