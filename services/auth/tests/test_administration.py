@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from sukverse_auth.app import GENERATED_ADMIN_EMAIL, create_app
+from sukverse_auth.app import GENERATED_ADMIN_EMAIL, MIGRATIONS, create_app
 from sukverse_auth.settings import AuthSettings
+from sukverse_common import db
 from sukverse_common.events.envelope import CloudEvent
 
 
@@ -128,10 +129,15 @@ async def test_user_lookup_by_email_and_paging(client: Any, api: Any) -> None:
     assert (await bad.json())["errors"][0]["field"] == "limit"
 
 
+@pytest.mark.parametrize("database", ["new", "migrated without an admin"])
 async def test_embedded_mode_generates_an_admin_once_and_prints_it(
-    aiohttp_client: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    aiohttp_client: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], database: str
 ) -> None:
+    """On a new database the admin's password is hashed while it migrates; on one that
+    exists, after: either way it is printed and logs in."""
     settings = AuthSettings(data_dir=tmp_path)
+    if database != "new":
+        await db.upgrade(settings.effective_database_url, MIGRATIONS)
     client = await aiohttp_client(create_app(settings))
     printed = capsys.readouterr().err
     assert GENERATED_ADMIN_EMAIL in printed

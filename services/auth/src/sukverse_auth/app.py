@@ -10,7 +10,7 @@ from aiohttp import web
 from joserfc.jwk import KeySet
 
 from sukverse_auth.api import routes
-from sukverse_auth.keys import AUTH, SIGNING_KEYS
+from sukverse_auth.keys import AUTH, FIRST_ADMIN_PASSWORD, HASHER, SIGNING_KEYS
 from sukverse_auth.models import messaging
 from sukverse_auth.passwords import Hasher
 from sukverse_auth.service import AuthService
@@ -47,6 +47,8 @@ def create_app(settings: AuthSettings | None = None, *, bus: Bus | None = None) 
         bus=bus,
         verifier=verifier,
     )
+    # Before the database's context: hashing runs on its own threads while it migrates.
+    app.cleanup_ctx.insert(0, _hashing_ctx(settings))
     app.cleanup_ctx.append(_auth_ctx(settings))
     return app
 
@@ -61,16 +63,43 @@ def load_signing_keys(settings: AuthSettings) -> SigningKeys:
     return SigningKeys.load_or_create(settings.data_dir / "auth-signing-keys.json")
 
 
-def _auth_ctx(settings: AuthSettings) -> CleanupContext:
-    async def auth(app: web.Application) -> AsyncIterator[None]:
-        keys = load_signing_keys(settings)
-        app[SIGNING_KEYS] = keys
+def _hashing_ctx(settings: AuthSettings) -> CleanupContext:
+    """The password hasher. Where the first admin will be generated (embedded mode, none
+    configured, a new database), its password is drawn now and hashed while the database
+    is created, rather than after: a hash takes as long as a migration."""
+
+    async def hashing(app: web.Application) -> AsyncIterator[None]:
+        database = settings.embedded_database
+        generates_admin = (
+            settings.mode == "embedded"
+            and not (settings.admin_email and settings.admin_password)
+            and database is not None
+            and not database.exists()
+        )
+        first = secrets.token_urlsafe(18) if generates_admin else None
         hasher = Hasher(
             time_cost=settings.argon2_time_cost,
             memory_kib=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
             workers=settings.hash_workers,
+            first=first,
         )
+        app[HASHER] = hasher
+        if first is not None:
+            app[FIRST_ADMIN_PASSWORD] = first
+        try:
+            yield
+        finally:
+            await hasher.close()
+
+    return hashing
+
+
+def _auth_ctx(settings: AuthSettings) -> CleanupContext:
+    async def auth(app: web.Application) -> AsyncIterator[None]:
+        keys = load_signing_keys(settings)
+        app[SIGNING_KEYS] = keys
+        hasher = app[HASHER]
         service = AuthService(
             settings=settings,
             database=app[DATABASE],
@@ -85,18 +114,17 @@ def _auth_ctx(settings: AuthSettings) -> CleanupContext:
             revocations=app[VERIFIER].revocations,
         )
         app[AUTH] = service
-        try:
-            await service.ensure_builtin_roles()
-            await service.warn_of_missing_client_roles()
-            await _bootstrap_admin(service, settings)
-            yield
-        finally:
-            await hasher.close()
+        await service.ensure_builtin_roles()
+        await service.warn_of_missing_client_roles()
+        await _bootstrap_admin(service, settings, app.get(FIRST_ADMIN_PASSWORD))
+        yield
 
     return auth
 
 
-async def _bootstrap_admin(service: AuthService, settings: AuthSettings) -> None:
+async def _bootstrap_admin(
+    service: AuthService, settings: AuthSettings, drawn: str | None = None
+) -> None:
     """The first admin: from the settings, or generated once in embedded mode."""
     if settings.admin_email and settings.admin_password:
         try:
@@ -109,8 +137,12 @@ async def _bootstrap_admin(service: AuthService, settings: AuthSettings) -> None
         return
     if settings.mode != "embedded" or await service.any_admin():
         return
-    password = secrets.token_urlsafe(18)
-    await service.ensure_admin(GENERATED_ADMIN_EMAIL, password)
+    if drawn is None:
+        password = secrets.token_urlsafe(18)
+        hashed = await service.hasher.hash(password)
+    else:
+        password, hashed = drawn, await service.hasher.first_hash()
+    await service.ensure_admin(GENERATED_ADMIN_EMAIL, password, hashed=hashed)
     print(  # shown once on the terminal, never logged
         "\nSukverse bootstrap admin (shown only this once):\n"
         f"  email:    {GENERATED_ADMIN_EMAIL}\n  password: {password}\n"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
-from zxcvbn import zxcvbn
-
 PERMISSIONS: dict[str, str] = {
     "users:read": "Look up user accounts",
     "users:write": "Create accounts for others",
@@ -114,6 +112,9 @@ def password_problems(
         return f"must be at most {max_length} characters long"
     # zxcvbn's cost grows with length; past 64 characters a passphrase is long enough.
     if len(normalised) <= 64:
+        # Its dictionaries take a tenth of a second to load, which only a password pays.
+        from zxcvbn import zxcvbn
+
         strength = zxcvbn(normalised, user_inputs=[value for value in user_inputs if value])
         if strength["score"] < 3:
             warning = strength["feedback"].get("warning") or "it is too easy to guess"

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from sukverse_auth.passwords import Hasher
 from sukverse_auth.service import AuthService
 from sukverse_auth.tokens import SigningKeys
 
 AUTH = web.AppKey[AuthService]("auth")
 SIGNING_KEYS = web.AppKey[SigningKeys]("signing_keys")
+HASHER = web.AppKey[Hasher]("hasher")
+# The first admin's password, drawn before the database is created (see `app._hashing_ctx`).
+FIRST_ADMIN_PASSWORD = web.AppKey[str]("first_admin_password")

@@ -10,7 +10,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
 from argon2 import PasswordHasher, Type
@@ -43,7 +43,16 @@ def _release_free_memory() -> None:
 class Hasher:
     """argon2-cffi releases the GIL while hashing, so `workers` threads use as many cores."""
 
-    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int, workers: int) -> None:
+    def __init__(
+        self,
+        *,
+        time_cost: int,
+        memory_kib: int,
+        parallelism: int,
+        workers: int,
+        first: str | None = None,
+    ) -> None:
+        """`first`, a password to hash at once, ahead of anything else (see `first_hash`)."""
         self._argon2 = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
@@ -52,11 +61,20 @@ class Hasher:
         )
         self._running = 0
         self._idle_trim: asyncio.TimerHandle | None = None
+        self._first = None if first is None else self._pool.submit(self._argon2.hash, first)
         # Verified against when an account does not exist, so the answer takes as long;
         # hashed on the pool, so that start-up does not wait for it.
         self._decoy = self._pool.submit(self._new_decoy)
 
+    async def first_hash(self) -> str:
+        """The hash of the `first` password."""
+        if self._first is None:
+            raise RuntimeError("the hasher was given no first password")
+        return await asyncio.wrap_future(self._first)
+
     def _new_decoy(self) -> str:
+        if self._first is not None:  # leave the spare core to the hash start-up waits for
+            wait([self._first])
         decoy = self._argon2.hash(secrets.token_urlsafe(32))
         _release_free_memory()
         return decoy

@@ -116,11 +116,20 @@ class AuthService:
             )
 
     async def register(
-        self, *, email: str, password: str, full_name: str, roles: Sequence[str] = (DEFAULT_ROLE,)
+        self,
+        *,
+        email: str,
+        password: str,
+        full_name: str,
+        roles: Sequence[str] = (DEFAULT_ROLE,),
+        hashed: str | None = None,
     ) -> User:
+        """A new account. `hashed` is the hash of a password drawn at random here, made
+        ahead: its strength is known, so it is not checked."""
         email = normalise_email(email)
-        self.check_password(password, email=email, full_name=full_name)
-        password_hash = await self.hasher.hash(password)
+        if hashed is None:
+            self.check_password(password, email=email, full_name=full_name)
+        password_hash = hashed or await self.hasher.hash(password)
         now = _now()
         try:
             async with self.database.sessions() as session, session.begin():
@@ -715,7 +724,7 @@ class AuthService:
                     role=role,
                 )
 
-    async def ensure_admin(self, email: str, password: str) -> bool:
+    async def ensure_admin(self, email: str, password: str, *, hashed: str | None = None) -> bool:
         """Create the bootstrap admin; returns True when the account was created.
 
         An existing account is made admin only when the configured password is its password:
@@ -726,7 +735,11 @@ class AuthService:
             account = await store.credentials(session, email)
         if account is None:
             await self.register(
-                email=email, password=password, full_name="Administrator", roles=["admin"]
+                email=email,
+                password=password,
+                full_name="Administrator",
+                roles=["admin"],
+                hashed=hashed,
             )
             return True
         if "admin" in account.roles:

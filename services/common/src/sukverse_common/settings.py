@@ -130,8 +130,11 @@ class ServiceSettings(SukverseSettings):
         return self
 
     @property
+    def embedded_database(self) -> Path | None:
+        """The service's SQLite file under the data directory, unless a URL is configured."""
+        return None if self.database_url else self.data_dir / f"{self.service_name}.db"
+
+    @property
     def effective_database_url(self) -> str:
         """The configured URL, or the service's SQLite file under the data directory."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite+aiosqlite:///{self.data_dir / f'{self.service_name}.db'}"
+        return self.database_url or f"sqlite+aiosqlite:///{self.embedded_database}"
