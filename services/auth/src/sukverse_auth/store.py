@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sukverse_auth.models import RefreshToken, Role, RolePermission, User, UserRole
@@ -63,23 +64,28 @@ class Credentials:
     roles: list[str]
 
 
+# A login's two statements, built once on the tables and run with parameters: built for
+# each login on the mapped classes, they cost a third more of the event loop's time.
+_users, _user_roles = cast(Table, User.__table__), cast(Table, UserRole.__table__)
+_CREDENTIALS = (
+    select(
+        _users.c.id,
+        _users.c.password_hash,
+        _users.c.is_active,
+        _users.c.failed_logins,
+        _users.c.locked_until,
+        _users.c.token_generation,
+        _user_roles.c.role_name,
+    )
+    .select_from(_users.outerjoin(_user_roles, _user_roles.c.user_id == _users.c.id))
+    .where(_users.c.email == bindparam("email"))
+    .order_by(_user_roles.c.role_name)
+)
+_NEW_REFRESH_TOKEN = insert(cast(Table, RefreshToken.__table__))
+
+
 async def credentials(session: AsyncSession, email: str) -> Credentials | None:
-    rows = (
-        await session.execute(
-            select(
-                User.id,
-                User.password_hash,
-                User.is_active,
-                User.failed_logins,
-                User.locked_until,
-                User.token_generation,
-                UserRole.role_name,
-            )
-            .outerjoin(UserRole, UserRole.user_id == User.id)
-            .where(User.email == email)
-            .order_by(UserRole.role_name)
-        )
-    ).all()
+    rows = (await session.execute(_CREDENTIALS, {"email": email})).all()
     if not rows:
         return None
     first = rows[0]
@@ -169,15 +175,16 @@ async def add_refresh_token(
     expires_at: datetime,
 ) -> None:
     await session.execute(
-        insert(RefreshToken).values(
-            id=uuid.uuid4(),
-            token_hash=token_hash,
-            family_id=family_id,
-            user_id=user_id,
-            issued_at=issued_at,
-            family_started_at=family_started_at,
-            expires_at=expires_at,
-        )
+        _NEW_REFRESH_TOKEN,
+        {
+            "id": uuid.uuid4(),
+            "token_hash": token_hash,
+            "family_id": family_id,
+            "user_id": user_id,
+            "issued_at": issued_at,
+            "family_started_at": family_started_at,
+            "expires_at": expires_at,
+        },
     )
 
 
