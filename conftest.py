@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from benchmarks.harness import Server, free_port, hack
 from sukverse_common.app import build_bus
 from sukverse_common.events import contracts
 from sukverse_common.events.bus import Bus, each
@@ -57,46 +58,11 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def hack(script: str, *args: str) -> str:
-    """Run a hack/ script; its one line of stdout is the result. A failure fails loudly."""
-    result = subprocess.run(
-        ["bash", str(HACK / script), *args], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"hack/{script} {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}"
-        )
-    return result.stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    """A real server started by a hack/ script, which a fault test may stop and restart."""
-
-    script: str
-    directory: Path
-    port: int
-    address: str = ""
-
-    def start(self) -> str:
-        self.address = hack(self.script, "start", str(self.directory), str(self.port))
-        return self.address
-
-    def stop(self) -> None:
-        hack(self.script, "stop", str(self.directory))
-
-    def discard(self, session: pytest.Session) -> None:
-        """Stop, and remove the data and logs unless something failed (then keep them)."""
-        self.stop()
-        if session.testsfailed == 0:
-            shutil.rmtree(self.directory, ignore_errors=True)
+def discard(server: Server, session: pytest.Session) -> None:
+    """Stop a server, and remove its data and logs unless something failed (then keep them)."""
+    server.stop()
+    if session.testsfailed == 0:
+        shutil.rmtree(server.directory, ignore_errors=True)
 
 
 def _short_dir(name: str) -> Path:
@@ -114,7 +80,7 @@ def _served(script: str, name: str, session: pytest.Session) -> Iterator[Server]
     server = Server(script, _short_dir(name), free_port())
     server.start()
     yield server
-    server.discard(session)
+    discard(server, session)
 
 
 @pytest.fixture(scope="session")

@@ -130,19 +130,21 @@ def data_dir() -> Iterator[Path]:
 
 
 def hack(script: str, *args: str) -> str:
-    """Run a hack/ script; what it printed."""
+    """Run a hack/ script; its one line of stdout is the result. A failure fails loudly."""
     result = subprocess.run(
         ["bash", str(HACK / script), *args], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        raise RuntimeError(f"hack/{script} {' '.join(args)}: {result.stderr[-2000:]}")
+        raise RuntimeError(
+            f"hack/{script} {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}"
+        )
     return result.stdout.strip()
 
 
 @dataclass
 class Server:
-    """A PostgreSQL server or Kafka broker of hack/, in its own directory on a fixed port,
-    so that it can be stopped and started again where the services expect it."""
+    """A real server of hack/ (a PostgreSQL server, a Kafka broker), in its own directory on
+    a fixed port, so that it can be stopped and started again where the services expect it."""
 
     script: str
     directory: Path

@@ -34,7 +34,16 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from conftest import Server, _short_dir, consumed_by, free_port, hack, listened, producers
+from conftest import (
+    Server,
+    _short_dir,
+    consumed_by,
+    discard,
+    free_port,
+    hack,
+    listened,
+    producers,
+)
 from sukverse_analytics.settings import AnalyticsSettings
 from sukverse_auth.settings import AuthSettings
 from sukverse_certificate.settings import CertificateSettings
@@ -308,7 +317,7 @@ def broker(request: pytest.FixtureRequest) -> Iterator[AclBroker]:
         rendered=rendered,
         listed=listed,
     )
-    server.discard(request.session)
+    discard(server, request.session)
 
 
 class BusLog:
