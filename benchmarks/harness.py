@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -283,8 +284,14 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def rss_mb(pid: int) -> float:
-    rss: int = psutil.Process(pid).memory_info().rss
-    return rss / 2**20
+    """The resident memory of a process and the processes it started (auth's hashing
+    workers), as a pod's would count them."""
+    root = psutil.Process(pid)
+    total = 0
+    for each in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += each.memory_info().rss
+    return total / 2**20
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from benchmarks.harness import (
     free_port,
     hack,
     process,
+    rss_mb,
     sukverse,
     wait_ready,
 )
@@ -45,7 +46,7 @@ class Service:
     process: subprocess.Popen[bytes]
 
     def rss_mb(self) -> float:
-        return float(psutil.Process(self.process.pid).memory_info().rss) / 2**20
+        return rss_mb(self.process.pid)
 
     def fds(self) -> int:
         return int(psutil.Process(self.process.pid).num_fds())

@@ -47,7 +47,7 @@ def create_app(settings: AuthSettings | None = None, *, bus: Bus | None = None) 
         bus=bus,
         verifier=verifier,
     )
-    # Before the database's context: hashing runs on its own threads while it migrates.
+    # Before the database's context: hashing runs in its own processes while it migrates.
     app.cleanup_ctx.insert(0, _hashing_ctx(settings))
     app.cleanup_ctx.append(_auth_ctx(settings))
     return app

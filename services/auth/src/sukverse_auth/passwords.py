@@ -1,47 +1,80 @@
-"""Argon2id password hashing on a thread pool, so hashing never blocks the event loop."""
+"""Argon2id password hashing in worker processes, so hashing never blocks the event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
+import json
 import os
 import secrets
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
-from typing import TypeVar
+import sys
+from collections.abc import Coroutine
 
 from argon2 import PasswordHasher, Type
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-T = TypeVar("T")
-HASHING_NICENESS = 19
-IDLE_TRIM_SECONDS = 2.0
+IDLE_SECONDS = 30.0
+STOP_SECONDS = 2.0
 
 
-def _lower_priority() -> None:
-    """Hash at the lowest CPU priority (Linux: niceness is per thread), so requests that
-    need no hashing are served at once even while every core is hashing, and a flood of
-    them still leaves logins a small share rather than none."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+class WorkerGoneError(RuntimeError):
+    """A hashing worker exited (it was killed) before it answered."""
 
 
-def _release_free_memory() -> None:
-    """Give the heap's free pages back to the system (glibc's malloc_trim).
+class _Worker:
+    """One `sukverse_auth.hashing` process, asked one thing at a time."""
 
-    Every hash allocates its whole memory cost at once, and glibc keeps such blocks in
-    each hashing thread's heap for reuse, which is what makes hashing fast; once the
-    hashing stops, they are returned.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls, args: list[str]) -> _Worker:
+        # The service's own settings (its database URL, an admin password) stay out of it.
+        env = {name: value for name, value in os.environ.items() if "SUKVERSE" not in name}
+        process = await asyncio.create_subprocess_exec(
+            *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env
+        )
+        return cls(process)
+
+    async def ask(self, request: list[str]) -> str | bool:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        try:
+            self.process.stdin.write(json.dumps(request).encode() + b"\n")
+            await self.process.stdin.drain()
+            answer = await self.process.stdout.readline()
+        except (BrokenPipeError, ConnectionResetError):
+            answer = b""
+        if not answer:
+            raise WorkerGoneError("a password hashing worker exited")
+        result: str | bool = json.loads(answer)
+        return result
+
+    async def stop(self, *, kill: bool = False) -> None:
+        """End its input, so it exits (or kill it); wait for it and the end of its output."""
+        if kill:
+            self.kill()
+        elif self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            async with asyncio.timeout(STOP_SECONDS):
+                await self.process.communicate()
+        except TimeoutError:
+            self.kill()
+            await self.process.communicate()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
 
 
 class Hasher:
-    """argon2-cffi releases the GIL while hashing, so `workers` threads use as many cores."""
+    """Hashes and verifies on at most `workers` processes at once, at the lowest CPU priority.
+
+    Processes rather than threads: argon2 lets go of the interpreter's lock while it hashes,
+    but a hashing thread takes it back around each hash, and at the lowest priority it is
+    often descheduled holding it while the event loop waits for it. A worker starts when a
+    hash needs it and stops after `idle_seconds` without one: an idle service holds no
+    hashing memory, and a worker that dies is replaced by the next hash.
+    """
 
     def __init__(
         self,
@@ -51,54 +84,93 @@ class Hasher:
         parallelism: int,
         workers: int,
         first: str | None = None,
+        idle_seconds: float = IDLE_SECONDS,
     ) -> None:
         """`first`, a password to hash at once, ahead of anything else (see `first_hash`)."""
-        self._argon2 = PasswordHasher(
+        self._argon2 = PasswordHasher(  # reads hashes' parameters; hashes nothing itself
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
-        self._pool = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="argon2", initializer=_lower_priority
-        )
-        self._running = 0
-        self._idle_trim: asyncio.TimerHandle | None = None
-        self._first = None if first is None else self._pool.submit(self._argon2.hash, first)
+        self._command = [
+            sys.executable,
+            "-m",
+            "sukverse_auth.hashing",
+            str(time_cost),
+            str(memory_kib),
+            str(parallelism),
+        ]
+        self._slots = asyncio.Semaphore(workers)
+        self._idle: list[_Worker] = []
+        self._workers: set[_Worker] = set()
+        self._busy = 0
+        self._idle_seconds = idle_seconds
+        self._idle_stop: asyncio.TimerHandle | None = None
+        self._stopping: set[asyncio.Task[None]] = set()
+        self._first = None if first is None else asyncio.ensure_future(self.hash(first))
         # Verified against when an account does not exist, so the answer takes as long;
-        # hashed on the pool, so that start-up does not wait for it.
-        self._decoy = self._pool.submit(self._new_decoy)
+        # hashed in the background, after `first`, so that start-up does not wait for it.
+        self._decoy = asyncio.ensure_future(self._new_decoy())
 
     async def first_hash(self) -> str:
         """The hash of the `first` password."""
         if self._first is None:
             raise RuntimeError("the hasher was given no first password")
-        return await asyncio.wrap_future(self._first)
+        return await asyncio.shield(self._first)
 
-    def _new_decoy(self) -> str:
+    async def _new_decoy(self) -> str:
         if self._first is not None:  # leave the spare core to the hash start-up waits for
-            wait([self._first])
-        decoy = self._argon2.hash(secrets.token_urlsafe(32))
-        _release_free_memory()
-        return decoy
+            await asyncio.wait([self._first])
+        return await self.hash(secrets.token_urlsafe(32))
 
-    async def _run(self, work: Callable[..., T], *args: str) -> T:
-        loop = asyncio.get_running_loop()
-        if self._idle_trim is not None:
-            self._idle_trim.cancel()
-            self._idle_trim = None
-        self._running += 1
+    async def _ask(self, request: list[str]) -> str | bool:
+        async with self._slots:
+            if self._idle_stop is not None:
+                self._idle_stop.cancel()
+                self._idle_stop = None
+            self._busy += 1
+            try:
+                while True:
+                    fresh = not self._idle
+                    try:
+                        return await self._ask_a_worker(request)
+                    except WorkerGoneError:  # killed from outside (out of memory, say)
+                        if fresh:
+                            raise
+            finally:
+                self._busy -= 1
+                if self._busy == 0 and self._idle:
+                    loop = asyncio.get_running_loop()
+                    self._idle_stop = loop.call_later(self._idle_seconds, self._stop_idle)
+
+    async def _ask_a_worker(self, request: list[str]) -> str | bool:
+        worker = self._idle.pop() if self._idle else await self._start_worker()
         try:
-            return await loop.run_in_executor(self._pool, work, *args)
-        finally:
-            self._running -= 1
-            if self._running == 0:
-                self._idle_trim = loop.call_later(IDLE_TRIM_SECONDS, self._trim_when_idle)
+            answer = await worker.ask(request)
+        except BaseException:  # gone, or cancelled half-way through a question: not reused
+            self._workers.discard(worker)
+            self._in_background(worker.stop(kill=True))
+            raise
+        self._idle.append(worker)
+        return answer
 
-    def _trim_when_idle(self) -> None:
-        self._idle_trim = None
-        if self._running == 0:
-            self._pool.submit(_release_free_memory)
+    async def _start_worker(self) -> _Worker:
+        worker = await _Worker.start(self._command)
+        self._workers.add(worker)
+        return worker
+
+    def _stop_idle(self) -> None:
+        self._idle_stop = None
+        idle, self._idle = self._idle, []
+        for worker in idle:
+            self._workers.discard(worker)
+            self._in_background(worker.stop())
+
+    def _in_background(self, stopping: Coroutine[None, None, None]) -> None:
+        task = asyncio.ensure_future(stopping)
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     async def hash(self, password: str) -> str:
-        return await self._run(self._argon2.hash, password)
+        return str(await self._ask(["hash", password]))
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         """Check a password; with no hash (no such account) spend the same time and fail."""
@@ -106,17 +178,25 @@ class Hasher:
         stored = password_hash if password_hash and not password_hash.startswith("!") else None
         usable = stored is not None
         if stored is None:
-            stored = await asyncio.wrap_future(self._decoy)
-        try:
-            matched = await self._run(self._argon2.verify, stored, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
-        return matched and usable
+            stored = await asyncio.shield(self._decoy)
+        matched = await self._ask(["verify", stored, password])
+        return matched is True and usable
 
     def needs_rehash(self, password_hash: str) -> bool:
         return self._argon2.check_needs_rehash(password_hash)
 
+    @property
+    def processes(self) -> int:
+        """Workers running now."""
+        return len(self._workers)
+
     async def close(self) -> None:
-        if self._idle_trim is not None:
-            self._idle_trim.cancel()
-        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+        if self._idle_stop is not None:
+            self._idle_stop.cancel()
+        tasks = [task for task in (self._first, self._decoy) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._idle = []
+        workers, self._workers = self._workers, set()
+        await asyncio.gather(*(worker.stop() for worker in workers), *self._stopping)

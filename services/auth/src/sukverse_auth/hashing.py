@@ -1,0 +1,44 @@
+"""A password hashing worker: `python -m sukverse_auth.hashing TIME_COST MEMORY_KIB PARALLELISM`.
+
+It reads one request a line on stdin, `["hash", password]` or `["verify", hash, password]`,
+and answers each with one line of JSON on stdout: the hash, or whether the password
+matches. It runs at the lowest CPU priority and exits at the end of its input. It imports
+argon2 and nothing of the service, so that it starts in a few hundredths of a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+NICENESS = 19
+
+
+def main() -> None:
+    time_cost, memory_kib, parallelism = (int(arg) for arg in sys.argv[1:4])
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, NICENESS)
+    argon2 = PasswordHasher(
+        time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+    )
+    for line in sys.stdin.buffer:
+        operation, *args = json.loads(line)
+        result: str | bool
+        if operation == "hash":
+            result = argon2.hash(args[0])
+        else:
+            try:
+                result = argon2.verify(args[0], args[1])
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                result = False
+        sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
