@@ -133,7 +133,10 @@ def test_the_defaults_render_the_platform_on_strimzi_and_cloudnativepg(helm: Pat
         (f"{RELEASE}-machine-clients", "clients.json"),
         (f"{RELEASE}-admin", "password"),
     }
-    assert kinds(documents, "ConfigMap")[name("auth")]["data"]["SUKVERSE_ADMIN_EMAIL"]
+    auth_settings = kinds(documents, "ConfigMap")[name("auth")]["data"]
+    assert auth_settings["SUKVERSE_ADMIN_EMAIL"]
+    # Hashing processes as many as the node's CPUs would not fit the pod's memory limit.
+    assert auth_settings["SUKVERSE_HASH_WORKERS"] == "2"
     certificate = kinds(documents, "ConfigMap")[name("certificate")]["data"]
     assert certificate["SUKVERSE_PUBLIC_BASE_URL"] == f"http://{name('certificate')}:8005"
     assert env_of(deployments[name("user_mgmt")])["SUKVERSE_AUTH_CLIENT_SECRET_FILE"].endswith(
