@@ -5,12 +5,13 @@ from __future__ import annotations
 import secrets
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from aiohttp import web
 from joserfc.jwk import KeySet
 
 from sukverse_auth.api import routes
-from sukverse_auth.keys import AUTH, FIRST_ADMIN_PASSWORD, HASHER, SIGNING_KEYS
+from sukverse_auth.keys import AUTH, HASHER, SIGNING_KEYS
 from sukverse_auth.models import messaging
 from sukverse_auth.passwords import Hasher
 from sukverse_auth.service import AuthService
@@ -24,6 +25,20 @@ from sukverse_common.security import TokenVerifier
 
 MIGRATIONS = "sukverse_auth:migrations"
 GENERATED_ADMIN_EMAIL = "admin@sukverse.localhost"
+
+
+@dataclass
+class _Drawn:
+    """The first admin's password, drawn before the database is created; handed over once."""
+
+    password: str | None
+
+    def take(self) -> str | None:
+        password, self.password = self.password, None
+        return password
+
+
+_DRAWN = web.AppKey[_Drawn]("drawn_admin_password")
 
 
 def create_app(settings: AuthSettings | None = None, *, bus: Bus | None = None) -> web.Application:
@@ -85,8 +100,7 @@ def _hashing_ctx(settings: AuthSettings) -> CleanupContext:
             first=first,
         )
         app[HASHER] = hasher
-        if first is not None:
-            app[FIRST_ADMIN_PASSWORD] = first
+        app[_DRAWN] = _Drawn(first)
         try:
             yield
         finally:
@@ -116,7 +130,7 @@ def _auth_ctx(settings: AuthSettings) -> CleanupContext:
         app[AUTH] = service
         await service.ensure_builtin_roles()
         await service.warn_of_missing_client_roles()
-        await _bootstrap_admin(service, settings, app.get(FIRST_ADMIN_PASSWORD))
+        await _bootstrap_admin(service, settings, app[_DRAWN].take())
         yield
 
     return auth

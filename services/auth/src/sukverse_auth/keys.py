@@ -11,5 +11,3 @@ from sukverse_auth.tokens import SigningKeys
 AUTH = web.AppKey[AuthService]("auth")
 SIGNING_KEYS = web.AppKey[SigningKeys]("signing_keys")
 HASHER = web.AppKey[Hasher]("hasher")
-# The first admin's password, drawn before the database is created (see `app._hashing_ctx`).
-FIRST_ADMIN_PASSWORD = web.AppKey[str]("first_admin_password")
