@@ -71,10 +71,11 @@ async def test_a_cancelled_hash_leaves_the_workers_usable(hasher: Hasher) -> Non
         await slow.close()
 
 
-async def test_workers_get_no_settings_of_the_service(hasher: Hasher) -> None:
+async def test_workers_get_no_settings_and_run_at_the_idle_policy(hasher: Hasher) -> None:
     await hasher.hash("anything")
     workers = _workers()
     assert workers
     for worker in workers:
         assert not [name for name in worker.environ() if "SUKVERSE" in name]
         assert os.getpriority(os.PRIO_PROCESS, worker.pid) == 19
+        assert os.sched_getscheduler(worker.pid) == os.SCHED_IDLE
