@@ -1,15 +1,18 @@
-"""The hashing workers: real `sukverse_auth.hashing` processes, light argon2 parameters."""
+"""The hashing workers: real `sukverse_auth.hashing` processes, light argon2 parameters;
+and how many there are by default."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import psutil
 import pytest
 
 from sukverse_auth.passwords import Hasher
+from sukverse_auth.settings import available_cpus
 
 
 def _workers() -> list[psutil.Process]:
@@ -79,3 +82,24 @@ async def test_workers_get_no_settings_and_run_at_the_idle_policy(hasher: Hasher
         assert not [name for name in worker.environ() if "SUKVERSE" in name]
         assert os.getpriority(os.PRIO_PROCESS, worker.pid) == 19
         assert os.sched_getscheduler(worker.pid) == os.SCHED_IDLE
+
+
+@pytest.mark.parametrize(
+    ("files", "cpus"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 2),  # cgroup v2, a limit of 1.5 CPUs
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu.max": "max 100000\n"}, None),  # no limit: the CPUs it may run on
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),  # no cgroup files
+    ],
+)
+def test_the_default_workers_are_the_cpus_of_the_container(
+    tmp_path: Path, files: dict[str, str], cpus: int | None
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    runnable = len(os.sched_getaffinity(0))
+    assert available_cpus(tmp_path) == (runnable if cpus is None else min(cpus, runnable))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from types import MappingProxyType
@@ -12,6 +13,35 @@ from sukverse_common.settings import MAX_ACCESS_TOKEN_SECONDS, ServiceSettings
 
 # Machine clients with a role of their own by default.
 CLIENT_ROLES = MappingProxyType({"operator": "operator"})
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def available_cpus(cgroup: Path = CGROUP) -> int:
+    """The CPUs this process may use: those it may run on, and no more than its cgroup's
+    CPU quota (a container's CPU limit), rounded up. `os.cpu_count()` counts the node's."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    quota = cpu_quota(cgroup)
+    if quota is not None:
+        cpus = min(cpus or 1, math.ceil(quota))
+    return max(1, cpus or 1)
+
+
+def cpu_quota(cgroup: Path = CGROUP) -> float | None:
+    """The cgroup's CPU quota in CPUs, from cgroup v2's `cpu.max` or else v1's CFS files;
+    None when there is none or it cannot be read."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        share = int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):  # `max`: no quota
+        return None
+    return share if share > 0 else None  # v1 writes -1 for none
 
 
 class AuthSettings(ServiceSettings):
@@ -39,7 +69,7 @@ class AuthSettings(ServiceSettings):
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_memory_kib: int = Field(default=46 * 1024, ge=8 * 1024)
     argon2_parallelism: int = Field(default=1, ge=1)
-    hash_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    hash_workers: int = Field(default_factory=available_cpus, ge=1)
 
     user_cache_seconds: float = Field(default=2.0, ge=0)
 
