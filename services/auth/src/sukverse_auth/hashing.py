@@ -24,9 +24,9 @@ def lowest_priority() -> None:
     """Linux's idle scheduling policy where there is one, else niceness 19.
 
     A task of the normal policy that wakes takes the CPU from an idle-policy one at once.
-    From a task at niceness 19 it does not: the kernel lets the running task finish its time
-    slice first, so every request that wakes the event loop while both cores hash would wait
-    up to a few milliseconds for it.
+    From a task at niceness 19 it may not: the kernel can let the running task have the rest
+    of its time slice first, and a request that wakes the event loop while every core hashes
+    waits for it.
     """
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, NICENESS)
