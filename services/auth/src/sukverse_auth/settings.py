@@ -19,11 +19,10 @@ CGROUP = Path("/sys/fs/cgroup")
 def available_cpus(cgroup: Path = CGROUP) -> int:
     """The CPUs this process may use: those it may run on, and no more than its cgroup's
     CPU quota (a container's CPU limit), rounded up. `os.cpu_count()` counts the node's."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    runnable = getattr(os, "sched_getaffinity", None)  # Linux's; elsewhere, the machine's
+    cpus = len(runnable(0)) if runnable else os.cpu_count() or 1
     quota = cpu_quota(cgroup)
-    if quota is not None:
-        cpus = min(cpus or 1, math.ceil(quota))
-    return max(1, cpus or 1)
+    return max(1, cpus if quota is None else min(cpus, math.ceil(quota)))
 
 
 def cpu_quota(cgroup: Path = CGROUP) -> float | None:
