@@ -129,8 +129,9 @@ def test_with_tracing_on_an_engine_is_traced_once_whatever_was_imported_first() 
     assert result.stdout.split() == ["1"]
 
 
-def test_with_tracing_on_a_statement_is_a_span_only_inside_a_recording_one() -> None:
-    """A statement in a kept trace is a span of it; one outside any trace starts none."""
+def test_with_tracing_on_a_statement_or_connection_is_a_span_only_inside_a_recording_one() -> None:
+    """A statement or a connection taken in a kept trace is a span of it; one outside any
+    trace starts none, and the pool's usage is not counted to a meter nothing exports."""
     result = run_traced(
         "import asyncio\n"
         "from sqlalchemy import text\n"
@@ -145,23 +146,27 @@ def test_with_tracing_on_a_statement_is_a_span_only_inside_a_recording_one() -> 
         "from sukverse_common.db import create_engine\n"
         "async def main():\n"
         "    engine = create_engine('sqlite:///:memory:')\n"
+        "    pool = engine.sync_engine.pool.dispatch\n"
+        "    print(len(pool.checkout), len(pool.checkin))\n"
         "    async with engine.connect() as conn:\n"
         "        await conn.execute(text('SELECT 1'))\n"
-        "        print([span.name for span in spans.get_finished_spans()])\n"
-        "        with tracing.span('reconcile'):\n"
+        "    print([span.name for span in spans.get_finished_spans()])\n"
+        "    with tracing.span('reconcile') as reconcile:\n"
+        "        async with engine.connect() as conn:\n"
         "            await conn.execute(text('SELECT 2'))\n"
         "    await engine.dispose()\n"
+        "    ids = reconcile.get_span_context()\n"
+        "    for span in spans.get_finished_spans():\n"
+        "        parent = span.parent and span.parent.span_id == ids.span_id\n"
+        "        print(span.name, 'root' if span.parent is None else parent)\n"
         "asyncio.run(main())\n"
-        "names = sorted(span.name for span in spans.get_finished_spans())\n"
-        "parent = {span.name: span for span in spans.get_finished_spans()}\n"
-        "print(names)\n"
         "tracing.shutdown()\n",
     )
     assert result.returncode == 0, result.stderr
-    # The connection's own span is the instrumentation's, made as it is opened.
-    alone, traced = result.stdout.splitlines()
-    assert alone == "['connect']"
-    assert traced == "['SELECT :memory:', 'connect', 'reconcile']"
+    usage, alone, *traced = result.stdout.splitlines()
+    assert usage == "0 0"
+    assert alone == "[]"
+    assert sorted(traced) == ["SELECT :memory: True", "connect True", "reconcile root"]
 
 
 def test_a_consumer_batch_is_one_process_span_per_kept_trace() -> None:

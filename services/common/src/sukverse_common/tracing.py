@@ -109,22 +109,29 @@ def configure(service_name: str, version: str) -> bool:
         import sqlalchemy.ext.asyncio  # noqa: F401
 
         SQLAlchemyInstrumentor().instrument(skip_dep_check=True)
-        _statements_in_kept_traces_only()
+        _database_spans_in_kept_traces_only()
     _tracer = trace.get_tracer("sukverse")
     return True
 
 
-def _statements_in_kept_traces_only() -> None:
-    """The SQLAlchemy instrumentation makes a span of every statement, asking the sampler
-    each time: in a dropped trace that is some 50 us of attributes, statement parsing and a
-    span nobody records, and with no trace at all it starts one of its own for a lone
-    statement. A statement is traced only inside a recording span, which is where a
-    parent-based sampler (the default, and the charts') would keep it anyway."""
+def _database_spans_in_kept_traces_only() -> None:
+    """The SQLAlchemy instrumentation makes a span of every statement and of every connection
+    taken from the pool, asking the sampler each time: in a dropped trace that is some 50 us
+    a statement and 15 us a connection of attributes, statement parsing and spans nobody
+    records, and with no trace at all each starts one of its own. A statement or connection
+    is traced only inside a recording span, which is where a parent-based sampler (the
+    default, and the charts') would keep it anyway.
+
+    It also counts the pool's connections in use and idle, four updates of an OpenTelemetry
+    counter a session, for a meter provider this platform never sets (its metrics are
+    Prometheus's, `sukverse_db_pool_connections_in_use` among them): those listeners are
+    not added."""
     from opentelemetry import trace
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+    from sqlalchemy.engine import Engine
 
-    statement_span: Any = EngineTracer._before_cur_exec
     current_span = trace.get_current_span
+    statement_span: Any = EngineTracer._before_cur_exec
 
     def before_cursor_execute(
         tracer: Any, conn: Any, cursor: Any, statement: Any, params: Any, *rest: Any
@@ -134,6 +141,26 @@ def _statements_in_kept_traces_only() -> None:
         return statement_span(tracer, conn, cursor, statement, params, *rest)
 
     EngineTracer._before_cur_exec = before_cursor_execute  # type: ignore[method-assign]
+
+    spanning: Any = Engine.connect  # the instrumentation's wrapper, a `connect` span
+    plain = spanning.__wrapped__
+
+    def connect(self: Engine) -> Any:
+        if not current_span().is_recording():
+            return plain(self)
+        return spanning.__get__(self, Engine)()
+
+    connect.__wrapped__ = plain  # type: ignore[attr-defined]  # what uninstrument() restores
+    Engine.connect = connect  # type: ignore[method-assign]
+
+    register: Any = EngineTracer._register_event_listener
+    pool_events = {"connect", "close", "checkin", "checkout"}
+
+    def register_all_but_pool_usage(target: Any, identifier: str, *args: Any, **kw: Any) -> None:
+        if identifier not in pool_events:
+            register(target, identifier, *args, **kw)
+
+    EngineTracer._register_event_listener = staticmethod(register_all_but_pool_usage)  # type: ignore[method-assign]
 
 
 # --- the server side of a request -----------------------------------------------------
@@ -274,11 +301,15 @@ _PRESET_TRACE_ID: ContextVar[int | None] = ContextVar("sukverse_preset_trace_id"
 
 def _root_decision(sampler: Any) -> Callable[[int, str], bool]:
     """Whether `sampler` keeps a new trace of a request, by id and name. For the ratio
-    sampler (the charts'), its own rule on its own bound, without the result objects it
-    makes per call: most requests are dropped, and each pays this."""
-    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+    sampler (the charts') its own rule on its own bound, and for those that keep all or
+    none their answer, without the result objects each makes per call: most requests are
+    dropped, and each pays this."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, TraceIdRatioBased
     from opentelemetry.trace import SpanKind
 
+    if sampler is ALWAYS_OFF or sampler is ALWAYS_ON:
+        keep = sampler is ALWAYS_ON
+        return lambda _trace_id, _name: keep
     if type(sampler) is TraceIdRatioBased:
         limit, bound = TraceIdRatioBased.TRACE_ID_LIMIT, sampler.bound
         return lambda trace_id, _name: trace_id & limit < bound
