@@ -40,7 +40,7 @@ from sukverse_common.metrics import Metrics
 
 RAW_EVENTS = 50_000
 PIPELINE_EVENTS = 50_000
-ROUNDS = 3
+ROUNDS = 5  # the pipelines' rounds spread by several points: a median of three moved with one
 EVENTS_PER_TRANSACTION = 100
 RELAY_BATCH = 500  # OutboxRelay's default batch_size
 PACED_RATE = 500
