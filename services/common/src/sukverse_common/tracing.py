@@ -150,7 +150,6 @@ def _database_spans_in_kept_traces_only() -> None:
             return plain(self)
         return spanning.__get__(self, Engine)()
 
-    connect.__wrapped__ = plain  # type: ignore[attr-defined]  # what uninstrument() restores
     Engine.connect = connect  # type: ignore[method-assign]
 
     register: Any = EngineTracer._register_event_listener
