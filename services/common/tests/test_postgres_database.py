@@ -1,5 +1,6 @@
 """The common kit's PostgreSQL side: bulk inserts by column arrays, pooled connections
-checked only after sitting idle, and relays claiming rows side by side."""
+checked only after sitting idle, relays claiming rows side by side, and the inbox
+recording a batch plainly until it meets an event seen before."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import MetaData, func, select, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from sukverse_common import db
@@ -20,6 +21,7 @@ from sukverse_common.db import BulkInsert, Database, create_engine
 from sukverse_common.events.bus import InMemoryBus, each
 from sukverse_common.events.contracts import UserRegistered
 from sukverse_common.events.envelope import CloudEvent
+from sukverse_common.events.inbox import EventConsumer, EventContext, InboxDispatcher
 from sukverse_common.events.outbox import OUTBOX_COLUMNS, Outbox, OutboxRelay, messaging_tables
 from sukverse_common.metrics import Metrics
 
@@ -27,6 +29,12 @@ pytestmark = pytest.mark.real
 
 metadata = MetaData()
 tables = messaging_tables(metadata)
+greetings = Table(
+    "greetings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(100), unique=True),
+)
 INBOX_COLUMNS = ["consumer", "event_id", "event_type", "handled_at"]
 
 
@@ -226,3 +234,152 @@ async def test_the_pool_reports_its_size_use_and_the_checkouts_that_had_to_wait(
         assert sample(metrics, "sukverse_db_pool_connections_in_use") == 0
     finally:
         await engine.dispose()
+
+
+class Greeter:
+    """A consumer that writes a greeting per new user, its dispatcher, and what it did."""
+
+    def __init__(self, database: Database) -> None:
+        self.applied: list[str] = []
+        self.dead: list[CloudEvent] = []
+        consumer = EventConsumer("greeter")
+
+        @consumer.on(UserRegistered)
+        async def greet(ctx: EventContext, data: UserRegistered) -> None:
+            self.applied.append(data.email)
+            await ctx.session.execute(greetings.insert().values(email=data.email))
+
+        self.bus = InMemoryBus()
+        self.dispatcher = InboxDispatcher(
+            consumer=consumer,
+            database=database,
+            inbox=tables.inbox,
+            outbox=Outbox(tables.outbox),
+            bus=self.bus,
+            metrics=Metrics("test"),
+            backoff_seconds=0.001,
+        )
+
+        async def dead_letter(event: CloudEvent) -> None:
+            self.dead.append(event)
+
+        self.bus.subscribe("ops", ["sukverse.auth.dlq"], each(dead_letter))
+
+    def counted(self) -> dict[str, float]:
+        metrics = self.dispatcher.metrics
+        counts = {
+            outcome: metrics.registry.get_sample_value(
+                "sukverse_events_handled_total",
+                {"service": "test", "consumer": "greeter", "outcome": outcome},
+            )
+            or 0.0
+            for outcome in ("handled", "duplicate", "dead_lettered")
+        }
+        errors = metrics.registry.get_sample_value(
+            "sukverse_event_handler_errors_total", {"service": "test", "consumer": "greeter"}
+        )
+        return {**counts, "errors": errors or 0.0}
+
+
+async def started_greeter(database: Database) -> Greeter:
+    greeter = Greeter(database)
+    await greeter.bus.start()
+    return greeter
+
+
+def greeting(email: str) -> CloudEvent:
+    return CloudEvent.wrap(registered(email), subject=email)
+
+
+async def written(database: Database) -> list[str]:
+    async with database.sessions() as session:
+        return sorted((await session.scalars(select(greetings.c.email))).all())
+
+
+async def test_a_batch_with_events_seen_before_applies_only_the_new_ones_once(
+    database: Database,
+) -> None:
+    greeter, inserts = await started_greeter(database), []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT INTO inbox"):
+            inserts.append("ON CONFLICT" in statement)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    seen = [greeting(f"seen-{n}@example.com") for n in range(2)]
+    await greeter.dispatcher.handle(seen)
+    assert inserts == [False]  # all new: recorded plainly
+    fresh = [greeting(f"new-{n}@example.com") for n in range(3)]
+    await greeter.dispatcher.handle([fresh[0], seen[1], fresh[1], seen[0], fresh[2], fresh[0]])
+    assert inserts == [False, False, True]  # plainly, refused, then skipping the seen
+    assert greeter.applied == [e.data["email"] for e in (*seen, *fresh)]
+    # Counted as a batch, not handled one by one after a failure.
+    assert greeter.counted() == {"handled": 5, "duplicate": 3, "dead_lettered": 0, "errors": 0}
+    assert await written(database) == sorted(greeter.applied)
+    async with database.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(tables.inbox)) == 5
+
+
+@pytest.mark.parametrize("they", ["commit", "roll back"])
+async def test_an_event_another_member_is_recording_waits_for_it_and_is_applied_once(
+    database: Database, url: str, they: str
+) -> None:
+    """A rebalance can hand one event to two members of a group at once: the second
+    member's insert waits for the first's transaction, and then skips the event if that
+    committed, or applies it if that rolled back."""
+    greeter = await started_greeter(database)
+    first, second = greeting("a@example.com"), greeting("b@example.com")
+    watcher = await asyncpg.connect(url)
+    try:
+        async with database.sessions() as theirs:
+            await theirs.begin()
+            await theirs.execute(
+                tables.inbox.insert().values(
+                    consumer="greeter",
+                    event_id=first.id,
+                    event_type=first.type,
+                    handled_at=datetime.now(UTC),
+                )
+            )
+            ours = asyncio.create_task(greeter.dispatcher.handle([first, second]))
+            waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            for _ in range(200):
+                if await watcher.fetchval(waiting):
+                    break
+                await asyncio.sleep(0.025)
+            else:
+                raise AssertionError("our insert never waited for the other member's")
+            assert not ours.done()
+            await (theirs.commit() if they == "commit" else theirs.rollback())
+        await ours
+    finally:
+        await watcher.close()
+    if they == "commit":
+        assert greeter.applied == ["b@example.com"]
+        assert greeter.counted() == {"handled": 1, "duplicate": 1, "dead_lettered": 0, "errors": 0}
+    else:
+        assert greeter.applied == ["a@example.com", "b@example.com"]
+        assert greeter.counted() == {"handled": 2, "duplicate": 0, "dead_lettered": 0, "errors": 0}
+    assert await written(database) == sorted(greeter.applied)
+
+
+async def test_a_handler_breaking_a_unique_key_of_its_own_is_not_taken_for_a_duplicate(
+    database: Database,
+) -> None:
+    greeter = await started_greeter(database)
+    async with database.sessions() as session, session.begin():
+        await session.execute(greetings.insert().values(email="taken@example.com"))
+    taken, fresh = greeting("taken@example.com"), greeting("fresh@example.com")
+    await greeter.dispatcher.handle([taken, fresh])
+    assert [letter.id for letter in greeter.dead] == [taken.id]
+    counted = greeter.counted()
+    assert {k: counted[k] for k in ("handled", "duplicate", "dead_lettered")} == {
+        "handled": 1,
+        "duplicate": 0,
+        "dead_lettered": 1,
+    }
+    assert counted["errors"] == greeter.dispatcher.max_attempts
+    assert await written(database) == ["fresh@example.com", "taken@example.com"]
+    async with database.sessions() as session:
+        recorded = set(await session.scalars(select(tables.inbox.c.event_id)))
+    assert recorded == {fresh.id}  # the failed event's inbox row went with its transaction

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, TypeVar
 import structlog
 from pydantic import ValidationError
 from sqlalchemy import Table, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sukverse_common import tracing
@@ -24,6 +25,8 @@ from sukverse_common.events.outbox import Outbox
 from sukverse_common.metrics import Metrics
 
 log = structlog.get_logger(__name__)
+
+UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE for a duplicate key
 
 E = TypeVar("E", bound=EventData)
 
@@ -39,6 +42,10 @@ class EventContext:
 
 EventHandler = Callable[[EventContext, Any], Awaitable[None]]
 BatchPreparer = Callable[[AsyncSession, Sequence[EventData]], Awaitable[None]]
+
+
+class _SeenBeforeError(Exception):
+    """A batch recorded as all new met an id the inbox already holds."""
 
 
 class _Work(NamedTuple):
@@ -184,9 +191,19 @@ class InboxDispatcher:
 
     async def _apply(self, work: Sequence[_Work]) -> list[str]:
         """Record the events in the inbox and run the handlers of those not seen before,
-        all in one transaction; an outcome per event."""
+        all in one transaction; an outcome per event.
+
+        The batch is first recorded as if every event were new, which it nearly always
+        is; if one was seen before, that transaction holds nothing else yet and is rolled
+        back, and the batch runs again, skipping the events already recorded."""
+        try:
+            return await self._apply_recorded(work, all_new=True)
+        except _SeenBeforeError:
+            return await self._apply_recorded(work, all_new=False)
+
+    async def _apply_recorded(self, work: Sequence[_Work], *, all_new: bool) -> list[str]:
         async with self.database.sessions() as session, session.begin():
-            new = await self._record(session, work)
+            new = await self._record(session, work, all_new=all_new)
             fresh = []
             outcomes = []
             for item in work:
@@ -213,19 +230,32 @@ class InboxDispatcher:
                         await item.handler(context, item.data)
         return outcomes
 
-    async def _record(self, session: AsyncSession, work: Sequence[_Work]) -> set[uuid.UUID]:
+    async def _record(
+        self, session: AsyncSession, work: Sequence[_Work], *, all_new: bool
+    ) -> set[uuid.UUID]:
         """Record the batch's events in the inbox; the ids recorded now and not before.
 
-        On PostgreSQL one `INSERT ... ON CONFLICT DO NOTHING RETURNING` does it: a row that
-        another member of the group inserts meanwhile (during a rebalance) makes it wait for
-        that transaction, then skip the row. SQLite's executemany cannot return rows, so
-        the ids already there are read first and the rest inserted: a member recording one
-        of them meanwhile makes the insert fail on the key, and the batch is retried."""
+        On PostgreSQL, `all_new` inserts every id plainly, and an id already there (a
+        redelivery, or a row another member of the group inserts meanwhile, during a
+        rebalance, which the insert waits for) raises `_SeenBeforeError`. Otherwise one
+        `INSERT ... ON CONFLICT DO NOTHING RETURNING` skips those and says which rows it
+        inserted; the plain insert costs the server less. SQLite's executemany cannot
+        return rows, so the ids already there are read first and the rest inserted: a
+        member recording one of them meanwhile makes the insert fail on the key, and the
+        batch is retried."""
         inbox, name, now = self.inbox, self.consumer.name, datetime.now(UTC)
         types = {item.event.id: item.event.type for item in work}
         if self.database.dialect == "postgresql":
             rows = [(name, event_id, kind, now) for event_id, kind in types.items()]
-            return set(await self._rows.execute_new(session, rows, returning="event_id"))
+            if not all_new:
+                return set(await self._rows.execute_new(session, rows, returning="event_id"))
+            try:
+                await self._rows.execute(session, rows)
+            except IntegrityError as exc:
+                if getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION:
+                    raise _SeenBeforeError from exc
+                raise
+            return set(types)
         seen = set(
             await session.scalars(
                 select(inbox.c.event_id).where(
