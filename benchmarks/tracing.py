@@ -1,21 +1,20 @@
 """What tracing costs: authenticated `GET /auth/me` and the events pipeline traced to a real
-Jaeger, against the same with tracing off, in turn, in one run.
+Jaeger, against the same with tracing off just before and just after, in one run.
 
 Tracing on means `OTEL_EXPORTER_OTLP_ENDPOINT` set, with each of the samplers of `SAMPLERS`:
 from no trace kept to every one, the most it can cost. The pipeline runs in a process of its
-own per round, since tracing is configured once per process; its consuming side is a child of
+own each time, since tracing is configured once per process; its consuming side is a child of
 that process, as in `benchmarks.events`, and takes the same environment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
-import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -131,30 +130,45 @@ def pipeline_main(bootstrap: str, name: str) -> None:
     print(f"traced={traced} {rate:.1f}")
 
 
-def spread(off: list[float], on: list[float]) -> tuple[float, str]:
-    """The median of the rounds' ratios (on / off, each round's own pair) and their span."""
-    rounds = Rounds(on, off)
-    return rounds.ratio, f"{min(rounds.ratios):.1%} to {max(rounds.ratios):.1%}"
+def chain(modes: Sequence[str], rate: Callable[[str], float], into: dict[str, Rounds]) -> None:
+    """Runs `modes` in turn, each between two runs with tracing off, and adds to each mode's
+    rounds its rate and, as its baseline, the mean of those two: a mode is compared with the
+    machine as it was just before and just after it, not with an "off" taken runs earlier.
+    """
+    before = rate("off")
+    for mode in modes:
+        value = rate(mode)
+        after = rate("off")
+        into[mode].values.append(value)
+        into[mode].baselines.append((before + after) / 2)
+        before = after
 
 
 def run() -> list[Row]:
-    modes = ("off", "zero", "one", "ratio", "always")
-    me: dict[str, list[float]] = {mode: [] for mode in modes}
-    pipe: dict[str, list[float]] = {mode: [] for mode in (*modes, "aiokafka")}
+    pipe_modes = (*SAMPLERS, "aiokafka")
+    me: dict[str, Rounds] = {mode: Rounds([], []) for mode in SAMPLERS}
+    pipe: dict[str, Rounds] = {mode: Rounds([], []) for mode in pipe_modes}
     with (
         data_dir() as path,
         hack_server("kafka.sh", path / "kafka") as bootstrap,
         jaeger(path / "jaeger") as otlp,
     ):
-        pipeline_rate(bootstrap, str(path / "warm"), None)  # warms the broker's JIT up
+        runs = itertools.count()
+
+        def me_run(mode: str) -> float:
+            return me_rate(None if mode == "off" else otlp, mode)
+
+        def pipe_run(mode: str) -> float:
+            name = str(path / f"run{next(runs)}")
+            return pipeline_rate(bootstrap, name, None if mode == "off" else otlp, mode)
+
+        pipe_run("off")  # warms the broker's JIT up
         for n in range(ROUNDS):
-            for mode in pipe:
-                endpoint = None if mode == "off" else otlp
-                if mode in me:
-                    me[mode].append(me_rate(endpoint, mode))
-                name = str(path / f"{mode}{n}")
-                pipe[mode].append(pipeline_rate(bootstrap, name, endpoint, mode))
-            time.sleep(1)
+            # The order turns round every other round, so that no mode always follows the
+            # same one (the Jaeger that every trace kept leaves busy, say).
+            turn = slice(None, None, 1 if n % 2 == 0 else -1)
+            chain(tuple(me)[turn], me_run, me)
+            chain(pipe_modes[turn], pipe_run, pipe)
     rows = []
     for mode, what in (
         ("zero", "no trace kept (the context carried, nothing recorded)"),
@@ -162,48 +176,43 @@ def run() -> list[Row]:
         ("ratio", "a tenth of the traces kept"),
         ("always", "every trace kept"),
     ):
-        me_ratio, me_span = spread(me["off"], me[mode])
-        pipe_ratio, pipe_span = spread(pipe["off"], pipe[mode])
         target = f">= {TARGET:.0%}" if mode == "one" else "-"
         rows += [
-            Row(
-                f"/auth/me throughput traced to Jaeger, {what} (req/s)",
-                f"{statistics.median(me[mode]):.0f}",
-                f"tracing off {statistics.median(me['off']):.0f} req/s; the median of "
-                f"{ROUNDS} rounds' ratios, which spanned {me_span}",
-                f"{me_ratio:.1%}",
-                target,
-                me_ratio >= TARGET or mode != "one",
-            ),
-            Row(
+            row(f"/auth/me throughput traced to Jaeger, {what} (req/s)", me[mode], "req/s", target),
+            row(
                 f"events through outbox → relay → Kafka → inbox, SQLite, traced, {what} (events/s)",
-                f"{statistics.median(pipe[mode]):.0f}",
-                f"tracing off {statistics.median(pipe['off']):.0f} events/s; the median of "
-                f"{ROUNDS} rounds' ratios, which spanned {pipe_span}",
-                f"{pipe_ratio:.1%}",
+                pipe[mode],
+                "events/s",
                 target,
-                pipe_ratio >= TARGET or mode != "one",
             ),
         ]
-    ratio, span = spread(pipe["off"], pipe["aiokafka"])
     rows.append(
-        Row(
+        row(
             "the same, a tenth kept, with aiokafka's instrumentation on (events/s)",
-            f"{statistics.median(pipe['aiokafka']):.0f}",
-            f"tracing off {statistics.median(pipe['off']):.0f} events/s; the median of "
-            f"{ROUNDS} rounds' ratios, which spanned {span}",
-            f"{ratio:.1%}",
+            pipe["aiokafka"],
+            "events/s",
             "-",
-            True,
         )
     )
     return rows
+
+
+def row(measure: str, rounds: Rounds, unit: str, target: str) -> Row:
+    return Row(
+        measure,
+        f"{rounds.value:.0f}",
+        f"tracing off {rounds.baseline:.0f} {unit}, just before and after; "
+        + rounds.spread(percent=True),
+        f"{rounds.ratio:.1%}",
+        target,
+        target == "-" or rounds.ratio >= TARGET,
+    )
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["pipeline"]:
         pipeline_main(sys.argv[2], sys.argv[3])
     else:
-        for row in run():
-            print(row)
+        for each in run():
+            print(each)
     os._exit(0)

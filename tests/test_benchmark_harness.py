@@ -1,4 +1,4 @@
-"""The benchmarks' reading of wrk's report (pure parsing, no load)."""
+"""The benchmarks' pure logic: reading wrk's report, judging rounds (no load)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,25 @@ def test_rounds_judge_the_median_of_the_ratios_and_report_their_span() -> None:
         rounds.spread(percent=True) == "the median of 3 rounds, whose ratios spanned 40.0% to 60.0%"
     )
     assert rounds.spread(percent=False).endswith("spanned 0.40x to 0.60x")
+
+
+def test_each_tracing_setting_is_compared_with_the_runs_with_tracing_off_either_side() -> None:
+    from benchmarks.tracing import chain
+
+    # The machine slows from 100 to 60 over the round; each setting costs half its rate. A
+    # baseline from the round's start would put the second at 35 / 100 = 35%.
+    offs = iter([100.0, 80.0, 60.0])
+    calls: list[str] = []
+
+    def rate(mode: str) -> float:
+        calls.append(mode)
+        return next(offs) if mode == "off" else {"first": 45.0, "second": 35.0}[mode]
+
+    rounds = {"first": Rounds([], []), "second": Rounds([], [])}
+    chain(("first", "second"), rate, rounds)
+    assert calls == ["off", "first", "off", "second", "off"]
+    assert (rounds["first"].baselines, rounds["second"].baselines) == ([90.0], [70.0])
+    assert rounds["first"].ratios == rounds["second"].ratios == [0.5]
 
 
 def test_a_section_measured_again_replaces_its_own_and_says_when() -> None:
