@@ -164,8 +164,8 @@ def run() -> list[Row]:
 
         pipe_run("off")  # warms the broker's JIT up
         for n in range(ROUNDS):
-            # The order turns round every other round, so that no mode always follows the
-            # same one (the Jaeger that every trace kept leaves busy, say).
+            # The order turns round every other round: what a setting leaves behind (a Jaeger
+            # still busy with every trace kept, say) falls on a different setting's runs.
             turn = slice(None, None, 1 if n % 2 == 0 else -1)
             chain(tuple(me)[turn], me_run, me)
             chain(pipe_modes[turn], pipe_run, pipe)
